@@ -1,0 +1,649 @@
+//! The one configuration schema: deployments, their instance pools, the scaling policy
+//! and scheduled actions.
+//!
+//! People write it in TOML; Lambda reads the same structure as JSON (Terraform renders
+//! it with `jsonencode`). Loading is two steps, both in this module:
+//!
+//! 1. **Parse** ([`Config::from_toml_str`], [`Config::from_json_str`]): syntax, types and
+//!    unknown keys. Serde stops at the first such error, which names the key path.
+//! 2. **Validate** ([`Config::validate`]): every semantic rule, collecting *all* errors
+//!    so a person fixes a broken file in one pass. Each [`FieldError`] names the field
+//!    by a readable path such as `deployments[chat].pools[a10g].max_instances`.
+//!
+//! Time zones and schedule expressions stay strings in the schema and are checked in
+//! step 2: typing them at parse time would stop at the first bad one.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+use crate::schedule::{Schedule, ScheduleError};
+
+/// The whole file: one or more deployments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(rename = "deployments")]
+    pub deployments: Vec<Deployment>,
+}
+
+/// One model served from one queue, on one or more pools of instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Queue and routing key suffix (`scale0.<name>`) and Redis key prefix.
+    pub name: String,
+    /// Deadline for a request that carries none of its own (`expiration` or
+    /// `x-scale0-deadline`).
+    #[serde(default = "defaults::request_deadline")]
+    pub request_deadline: HumanDuration,
+    /// What one request costs an instance slot before measurements exist.
+    #[serde(default = "defaults::expected_service_time")]
+    pub expected_service_time: HumanDuration,
+    /// Requests a worker holds unacked while no instance is ready; past it, it sheds.
+    #[serde(default = "defaults::max_held_requests")]
+    pub max_held_requests: u32,
+    /// Largest request body forwarded to an instance.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: u32,
+    /// HTTP path that answers 200 when an instance can serve (vLLM and TGI `/health`,
+    /// Triton `/v2/health/ready`).
+    #[serde(default = "defaults::readiness_path")]
+    pub readiness_path: String,
+    /// HTTP path requests are POSTed to.
+    #[serde(default = "defaults::inference_path")]
+    pub inference_path: String,
+    #[serde(default)]
+    pub policy: Policy,
+    pub pools: Vec<Pool>,
+    #[serde(default)]
+    pub schedules: Vec<ScheduledAction>,
+}
+
+/// A group of identical instances (one EC2 Auto Scaling group, or local processes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pool {
+    pub name: String,
+    /// Informational for local pools; the launch template's type for AWS pools.
+    #[serde(default)]
+    pub instance_type: Option<String>,
+    #[serde(default)]
+    pub min_instances: u32,
+    pub max_instances: u32,
+    /// Requests one instance serves at once.
+    pub slots: u32,
+    pub price_per_hour_usd: f64,
+    /// Expected time from launch to ready, used as the lead time until boots are measured.
+    pub boot_time: HumanDuration,
+}
+
+/// How a deployment scales. Defaults follow Knative's KPA where it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Share of slots target tracking aims to keep busy, in (0, 1].
+    pub target_utilization: f64,
+    /// Demand is averaged over this window in normal mode.
+    pub stable_window: HumanDuration,
+    /// The short window that detects a burst.
+    pub panic_window: HumanDuration,
+    /// Burst mode starts when short-window demand reaches this multiple of ready capacity.
+    pub panic_threshold: f64,
+    /// Scale-in uses the highest recommendation within this window.
+    pub scale_down_stabilization: HumanDuration,
+    /// At most divide capacity by this much per decision (Knative's max-scale-down-rate).
+    pub max_scale_down_rate: f64,
+    /// Idle time (no backlog, nothing in flight, no arrivals) before scaling to zero.
+    pub scale_to_zero_grace: HumanDuration,
+    /// An instance not ready this long after launch is replaced.
+    pub boot_timeout: HumanDuration,
+    /// A draining instance is stopped at the latest this long after draining began.
+    pub drain_timeout: HumanDuration,
+    /// Consecutive failed health checks or dispatches before an instance is replaced.
+    pub unhealthy_after_failures: u32,
+    pub step_rules: Vec<StepRule>,
+}
+
+/// "add 2 if gpu_utilization > 0.75 for 5m", with a cooldown after it fires.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepRule {
+    pub metric: Metric,
+    /// The rule breaches while the metric is strictly above this value.
+    pub above: f64,
+    /// How long the breach must last before the rule fires.
+    #[serde(rename = "for", default)]
+    pub sustained_for: HumanDuration,
+    /// Instances added on top of current capacity when the rule fires.
+    pub add: u32,
+    /// Time after firing before this rule can fire again.
+    #[serde(default = "defaults::step_cooldown")]
+    pub cooldown: HumanDuration,
+}
+
+/// Metrics step rules can watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Mean GPU utilisation of ready instances, 0–1.
+    GpuUtilization,
+    /// 95th percentile request latency over the last minute, milliseconds.
+    LatencyP95Ms,
+    /// Requests waiting in the broker queue or held by workers.
+    QueueDepth,
+    /// Requests being served by instances.
+    InFlight,
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Metric::GpuUtilization => "gpu_utilization",
+            Metric::LatencyP95Ms => "latency_p95_ms",
+            Metric::QueueDepth => "queue_depth",
+            Metric::InFlight => "in_flight",
+        })
+    }
+}
+
+/// A scheduled action: when its expression fires, it sets the deployment's floor
+/// and/or ceiling (total instances over all pools) until another action replaces them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledAction {
+    pub name: String,
+    /// `cron(...)`, `rate(...)` or `at(...)`, as EventBridge Scheduler writes them.
+    pub expression: String,
+    /// IANA time zone the expression is read in.
+    #[serde(default = "defaults::time_zone")]
+    pub time_zone: String,
+    #[serde(default)]
+    pub min_instances: Option<u32>,
+    #[serde(default)]
+    pub max_instances: Option<u32>,
+    /// RFC 3339; no firing before it (EventBridge Scheduler's StartDate).
+    #[serde(default)]
+    pub start: Option<chrono::DateTime<chrono::Utc>>,
+    /// RFC 3339; no firing after it (EndDate).
+    #[serde(default)]
+    pub end: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ScheduledAction {
+    /// The parsed schedule. Fails only for a config that did not pass validation.
+    pub fn schedule(&self) -> Result<Schedule, crate::schedule::ScheduleError> {
+        Ok(Schedule::parse(&self.expression, &self.time_zone)?.with_window(self.start, self.end))
+    }
+}
+
+mod defaults {
+    use crate::duration::HumanDuration;
+
+    pub fn request_deadline() -> HumanDuration {
+        HumanDuration::from_secs(300)
+    }
+    pub fn expected_service_time() -> HumanDuration {
+        HumanDuration::from_secs(2)
+    }
+    pub fn max_held_requests() -> u32 {
+        10_000
+    }
+    pub fn max_body_bytes() -> u32 {
+        1 << 20
+    }
+    pub fn readiness_path() -> String {
+        "/health".into()
+    }
+    pub fn inference_path() -> String {
+        "/v1/completions".into()
+    }
+    pub fn step_cooldown() -> HumanDuration {
+        HumanDuration::from_secs(300)
+    }
+    pub fn time_zone() -> String {
+        "UTC".into()
+    }
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            target_utilization: 0.7,
+            stable_window: HumanDuration::from_secs(60),
+            panic_window: HumanDuration::from_secs(6),
+            panic_threshold: 2.0,
+            scale_down_stabilization: HumanDuration::from_secs(300),
+            max_scale_down_rate: 2.0,
+            scale_to_zero_grace: HumanDuration::from_secs(300),
+            boot_timeout: HumanDuration::from_secs(900),
+            drain_timeout: HumanDuration::from_secs(120),
+            unhealthy_after_failures: 3,
+            step_rules: Vec::new(),
+        }
+    }
+}
+
+/// A config that could not be read at all (syntax, types, unknown keys).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub String);
+
+/// One broken rule, naming the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// A readable path, e.g. `deployments[chat].pools[a10g].max_instances`.
+    pub field: String,
+    pub message: String,
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every rule a config breaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationErrors(pub Vec<FieldError>);
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} configuration error(s):", self.0.len())?;
+        for e in &self.0 {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Either kind of failure to load a config.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot parse configuration: {0}")]
+    Parse(#[from] ParseError),
+    #[error("{0}")]
+    Invalid(#[from] ValidationErrors),
+}
+
+impl Config {
+    /// Parse TOML without validating it.
+    pub fn from_toml_str(s: &str) -> Result<Config, ParseError> {
+        toml::from_str(s).map_err(|e| ParseError(e.to_string().trim_end().to_string()))
+    }
+
+    /// Parse JSON without validating it; errors name the key path.
+    pub fn from_json_str(s: &str) -> Result<Config, ParseError> {
+        let de = &mut serde_json::Deserializer::from_str(s);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            ParseError(format!("{path}: {}", e.into_inner()))
+        })
+    }
+
+    /// Parse and validate, choosing the encoding by the first non-blank character
+    /// (`{` is JSON, anything else TOML).
+    pub fn load(s: &str) -> Result<Config, LoadError> {
+        let config = if s.trim_start().starts_with('{') {
+            Config::from_json_str(s)?
+        } else {
+            Config::from_toml_str(s)?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn deployment(&self, name: &str) -> Option<&Deployment> {
+        self.deployments.iter().find(|d| d.name == name)
+    }
+
+    /// Check every rule and return all broken ones.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut v = Validator::default();
+        if self.deployments.is_empty() {
+            v.err("deployments", "at least one deployment is required");
+        }
+        let mut names = HashSet::new();
+        for d in &self.deployments {
+            let at = format!("deployments[{}]", d.name);
+            if !names.insert(d.name.as_str()) {
+                v.err(format!("{at}.name"), "duplicate deployment name");
+            }
+            validate_deployment(&mut v, &at, d);
+        }
+        if v.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ValidationErrors(v.errors))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Validator {
+    errors: Vec<FieldError>,
+}
+
+impl Validator {
+    fn err(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn positive(&mut self, field: String, d: HumanDuration) {
+        if d.is_zero() {
+            self.err(field, "must be a positive duration, got 0s");
+        }
+    }
+
+    fn positive_number(&mut self, field: String, x: f64) {
+        if !(x.is_finite() && x > 0.0) {
+            self.err(field, format!("must be a positive number, got {x}"));
+        }
+    }
+}
+
+/// Names become AMQP queue names and Redis key parts: keep them plain.
+fn check_name(v: &mut Validator, field: String, name: &str) {
+    let ok_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if name.is_empty() || name.len() > 64 || !ok_chars {
+        v.err(
+            field,
+            format!("`{name}` must be 1-64 characters of a-z, 0-9, '-' or '_'"),
+        );
+    }
+}
+
+fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
+    check_name(v, format!("{at}.name"), &d.name);
+    v.positive(format!("{at}.request_deadline"), d.request_deadline);
+    v.positive(format!("{at}.expected_service_time"), d.expected_service_time);
+    if d.expected_service_time >= d.request_deadline && !d.request_deadline.is_zero() {
+        v.err(
+            format!("{at}.expected_service_time"),
+            format!(
+                "{} must be shorter than request_deadline {}",
+                d.expected_service_time, d.request_deadline
+            ),
+        );
+    }
+    if d.max_held_requests == 0 {
+        v.err(format!("{at}.max_held_requests"), "must be at least 1");
+    }
+    if d.max_body_bytes == 0 {
+        v.err(format!("{at}.max_body_bytes"), "must be at least 1");
+    }
+    for (field, path) in [
+        ("readiness_path", &d.readiness_path),
+        ("inference_path", &d.inference_path),
+    ] {
+        if !path.starts_with('/') {
+            v.err(
+                format!("{at}.{field}"),
+                format!("`{path}` must start with '/'"),
+            );
+        }
+    }
+
+    validate_policy(v, &format!("{at}.policy"), &d.policy);
+
+    if d.pools.is_empty() {
+        v.err(format!("{at}.pools"), "at least one pool is required");
+    }
+    let mut pool_names = HashSet::new();
+    for p in &d.pools {
+        let pat = format!("{at}.pools[{}]", p.name);
+        check_name(v, format!("{pat}.name"), &p.name);
+        if !pool_names.insert(p.name.as_str()) {
+            v.err(format!("{pat}.name"), "duplicate pool name");
+        }
+        if p.max_instances == 0 {
+            v.err(format!("{pat}.max_instances"), "must be at least 1");
+        }
+        if p.min_instances > p.max_instances {
+            v.err(
+                format!("{pat}.min_instances"),
+                format!(
+                    "min_instances {} is greater than max_instances {}",
+                    p.min_instances, p.max_instances
+                ),
+            );
+        }
+        if p.slots == 0 {
+            v.err(format!("{pat}.slots"), "must be at least 1, got 0");
+        }
+        v.positive_number(format!("{pat}.price_per_hour_usd"), p.price_per_hour_usd);
+        v.positive(format!("{pat}.boot_time"), p.boot_time);
+        if p.boot_time > d.policy.boot_timeout {
+            v.err(
+                format!("{pat}.boot_time"),
+                format!(
+                    "{} exceeds policy.boot_timeout {}: every boot would be replaced",
+                    p.boot_time, d.policy.boot_timeout
+                ),
+            );
+        }
+    }
+
+    let max_total: u64 = d.pools.iter().map(|p| u64::from(p.max_instances)).sum();
+    let mut action_names = HashSet::new();
+    for s in &d.schedules {
+        let sat = format!("{at}.schedules[{}]", s.name);
+        if s.name.is_empty() {
+            v.err(format!("{sat}.name"), "must not be empty");
+        }
+        if !action_names.insert(s.name.as_str()) {
+            v.err(format!("{sat}.name"), "duplicate scheduled action name");
+        }
+        match s.schedule() {
+            Err(ScheduleError::TimeZone { .. }) => v.err(
+                format!("{sat}.time_zone"),
+                format!("unknown IANA time zone `{}`", s.time_zone),
+            ),
+            Err(e) => v.err(format!("{sat}.expression"), e.to_string()),
+            Ok(_) => {}
+        }
+        match (s.min_instances, s.max_instances) {
+            (None, None) => v.err(
+                format!("{sat}"),
+                "sets neither min_instances nor max_instances",
+            ),
+            (Some(lo), Some(hi)) if lo > hi => v.err(
+                format!("{sat}.min_instances"),
+                format!("min_instances {lo} is greater than max_instances {hi}"),
+            ),
+            _ => {}
+        }
+        if let Some(lo) = s.min_instances
+            && u64::from(lo) > max_total
+        {
+            v.err(
+                format!("{sat}.min_instances"),
+                format!("floor {lo} exceeds the pools' total max_instances {max_total}"),
+            );
+        }
+        if let (Some(start), Some(end)) = (s.start, s.end)
+            && start >= end
+        {
+            v.err(format!("{sat}.end"), format!("{end} is not after start {start}"));
+        }
+    }
+}
+
+fn validate_policy(v: &mut Validator, at: &str, p: &Policy) {
+    let u = p.target_utilization;
+    if !(u.is_finite() && u > 0.0 && u <= 1.0) {
+        v.err(
+            format!("{at}.target_utilization"),
+            format!("{u} must be in (0, 1]"),
+        );
+    }
+    for (field, d) in [
+        ("stable_window", p.stable_window),
+        ("panic_window", p.panic_window),
+        ("boot_timeout", p.boot_timeout),
+        ("drain_timeout", p.drain_timeout),
+    ] {
+        v.positive(format!("{at}.{field}"), d);
+    }
+    if p.panic_window > p.stable_window {
+        v.err(
+            format!("{at}.panic_window"),
+            format!(
+                "{} must not exceed stable_window {}",
+                p.panic_window, p.stable_window
+            ),
+        );
+    }
+    if !(p.panic_threshold.is_finite() && p.panic_threshold > 1.0) {
+        v.err(
+            format!("{at}.panic_threshold"),
+            format!("{} must be greater than 1.0", p.panic_threshold),
+        );
+    }
+    if !(p.max_scale_down_rate.is_finite() && p.max_scale_down_rate > 1.0) {
+        v.err(
+            format!("{at}.max_scale_down_rate"),
+            format!("{} must be greater than 1.0", p.max_scale_down_rate),
+        );
+    }
+    if p.unhealthy_after_failures == 0 {
+        v.err(format!("{at}.unhealthy_after_failures"), "must be at least 1");
+    }
+    for (i, r) in p.step_rules.iter().enumerate() {
+        let rat = format!("{at}.step_rules[{i}]");
+        if !r.above.is_finite() {
+            v.err(format!("{rat}.above"), format!("{} is not a finite number", r.above));
+        }
+        if r.metric == Metric::GpuUtilization && !(0.0..1.0).contains(&r.above) {
+            v.err(
+                format!("{rat}.above"),
+                format!("{} must be in [0, 1) for gpu_utilization", r.above),
+            );
+        }
+        if r.add == 0 {
+            v.err(format!("{rat}.add"), "must be at least 1");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [[deployments]]
+        name = "chat"
+        [[deployments.pools]]
+        name = "a10g"
+        max_instances = 4
+        slots = 8
+        price_per_hour_usd = 1.0
+        boot_time = "90s"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = Config::load(MINIMAL).unwrap();
+        let d = &c.deployments[0];
+        assert_eq!(d.request_deadline, HumanDuration::from_secs(300));
+        assert_eq!(d.policy, Policy::default());
+        assert_eq!(d.pools[0].min_instances, 0);
+    }
+
+    #[test]
+    fn json_and_toml_are_one_schema() {
+        let from_toml = Config::load(MINIMAL).unwrap();
+        let json = serde_json::to_string(&from_toml).unwrap();
+        assert_eq!(Config::load(&json).unwrap(), from_toml);
+        let toml_again = toml::to_string(&from_toml).unwrap();
+        assert_eq!(Config::load(&toml_again).unwrap(), from_toml);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_by_name() {
+        let toml_err = Config::from_toml_str(&MINIMAL.replace("slots = 8", "slots = 8\nslot = 2"))
+            .unwrap_err();
+        assert!(toml_err.0.contains("unknown field `slot`"), "{toml_err}");
+        let json = r#"{"deployments":[{"name":"a","pools":[],"polcy":{}}]}"#;
+        let json_err = Config::from_json_str(json).unwrap_err();
+        assert!(json_err.0.contains("deployments[0]"), "{json_err}");
+        assert!(json_err.0.contains("unknown field `polcy`"), "{json_err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let bad = |edit: &dyn Fn(&mut Deployment)| {
+            let mut c = Config::from_toml_str(MINIMAL).unwrap();
+            edit(&mut c.deployments[0]);
+            c.validate().unwrap_err().0
+        };
+        let cases: Vec<(&str, Box<dyn Fn(&mut Deployment)>, &str)> = vec![
+            ("min > max", Box::new(|d| d.pools[0].min_instances = 9), "deployments[chat].pools[a10g].min_instances"),
+            ("zero slots", Box::new(|d| d.pools[0].slots = 0), "deployments[chat].pools[a10g].slots"),
+            ("negative price", Box::new(|d| d.pools[0].price_per_hour_usd = -1.0), "deployments[chat].pools[a10g].price_per_hour_usd"),
+            ("nan price", Box::new(|d| d.pools[0].price_per_hour_usd = f64::NAN), "deployments[chat].pools[a10g].price_per_hour_usd"),
+            ("zero boot", Box::new(|d| d.pools[0].boot_time = HumanDuration::ZERO), "deployments[chat].pools[a10g].boot_time"),
+            ("utilisation 0", Box::new(|d| d.policy.target_utilization = 0.0), "deployments[chat].policy.target_utilization"),
+            ("utilisation above 1", Box::new(|d| d.policy.target_utilization = 1.5), "deployments[chat].policy.target_utilization"),
+            ("zero drain", Box::new(|d| d.policy.drain_timeout = HumanDuration::ZERO), "deployments[chat].policy.drain_timeout"),
+            ("bad name", Box::new(|d| d.name = "Chat Bot".into()), "deployments[Chat Bot].name"),
+            ("no pools", Box::new(|d| d.pools.clear()), "deployments[chat].pools"),
+            ("dup pool", Box::new(|d| d.pools.push(d.pools[0].clone())), "deployments[chat].pools[a10g].name"),
+            ("scale-down rate", Box::new(|d| d.policy.max_scale_down_rate = 1.0), "deployments[chat].policy.max_scale_down_rate"),
+            ("panic window", Box::new(|d| d.policy.panic_window = HumanDuration::from_secs(600)), "deployments[chat].policy.panic_window"),
+            ("relative path", Box::new(|d| d.readiness_path = "health".into()), "deployments[chat].readiness_path"),
+        ];
+        for (name, edit, field) in cases {
+            let errors = bad(&*edit);
+            assert!(
+                errors.iter().any(|e| e.field == field),
+                "{name}: expected an error on {field}, got {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_error_is_collected() {
+        let broken = r#"
+            [[deployments]]
+            name = "chat"
+            [[deployments.pools]]
+            name = "a10g"
+            min_instances = 5
+            max_instances = 2
+            slots = 0
+            price_per_hour_usd = 1.0
+            boot_time = "90s"
+            [[deployments.schedules]]
+            name = "open"
+            expression = "cron(0 9 ? * MOX-FRI *)"
+            time_zone = "Europe/London"
+            min_instances = 1
+            [[deployments.schedules]]
+            name = "close"
+            expression = "cron(0 18 ? * MON-FRI *)"
+            time_zone = "Europe/Londn"
+            min_instances = 0
+        "#;
+        let Err(LoadError::Invalid(ValidationErrors(errors))) = Config::load(broken) else {
+            panic!("expected validation errors");
+        };
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "deployments[chat].pools[a10g].min_instances",
+                "deployments[chat].pools[a10g].slots",
+                "deployments[chat].schedules[open].expression",
+                "deployments[chat].schedules[close].time_zone",
+            ]
+        );
+    }
+}

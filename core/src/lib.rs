@@ -1,0 +1,27 @@
+//! # scale0-core
+//!
+//! The pure heart of scale0: everything that decides, and nothing that does I/O.
+//! No async, no clock reads, no network: time is always a parameter, so every
+//! decision can be replayed, tested at a chosen instant and simulated.
+//!
+//! ```text
+//! config ──▶ schedule ──┐
+//!   │                   ▼
+//!   └──────────▶ policy::decide(now, spec, observation, memory) ──▶ Decision
+//!                       ▲
+//! contract (headers, statuses, control events, registry records)
+//! ```
+//!
+//! - [`duration`]: human durations (`"90s"`, `"5m"`) for configs.
+//! - [`config`]: the one configuration schema (TOML for people, JSON for Lambda) and
+//!   its validation, which names every field at fault.
+//! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) in IANA time
+//!   zones, and the scheduled floors and ceilings active at an instant.
+//! - [`policy`]: `decide()` and the parts it composes.
+//! - [`contract`]: the types every side of the wire shares.
+
+pub mod config;
+pub mod contract;
+pub mod duration;
+pub mod policy;
+pub mod schedule;

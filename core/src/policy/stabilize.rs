@@ -1,0 +1,96 @@
+//! Scale-in, slowly; scale-out, at once.
+//!
+//! As the Kubernetes HPA does, a recommendation above current capacity is taken at
+//! once, while scale-in follows the highest recommendation of the last
+//! `scale_down_stabilization` window, and, as Knative's `max-scale-down-rate`, never
+//! divides capacity by more than `max_scale_down_rate` in one decision.
+//!
+//! Zero is special: the deployment goes to zero only when every recommendation in the
+//! window is zero, nothing is queued, held or in flight, and it has been idle for
+//! `scale_to_zero_grace` since the later of the idle start and the last arrival. Until
+//! then it keeps at least one instance. Reaching zero skips the rate limit (otherwise
+//! halving would never reach it).
+
+use chrono::{DateTime, Utc};
+
+use super::demand::record;
+use super::{Observation, PolicyMemory};
+use crate::config::Deployment;
+use crate::duration::HumanDuration;
+
+/// Slots small enough to round up to one instance of the cheapest pool.
+const KEEP_ONE: f64 = 1e-6;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn apply(
+    now: DateTime<Utc>,
+    spec: &Deployment,
+    obs: &Observation,
+    memory: &mut PolicyMemory,
+    recommended: f64,
+    capacity_slots: f64,
+    backlog: u64,
+    reasons: &mut Vec<String>,
+) -> f64 {
+    let policy = &spec.policy;
+    let idle = backlog == 0 && obs.in_flight == 0;
+    memory.idle_since = if idle {
+        Some(memory.idle_since.unwrap_or(now))
+    } else {
+        None
+    };
+
+    record(
+        &mut memory.recommendations,
+        now,
+        recommended,
+        policy.scale_down_stabilization.0,
+    );
+    if recommended >= capacity_slots {
+        return recommended;
+    }
+
+    let window_max = memory
+        .recommendations
+        .iter()
+        .map(|s| s.value)
+        .fold(0.0f64, f64::max)
+        .min(capacity_slots);
+    if window_max > recommended {
+        reasons.push(format!(
+            "scale-in held at {window_max:.1} slots: highest recommendation of the last {}",
+            policy.scale_down_stabilization
+        ));
+    }
+
+    if window_max == 0.0 {
+        let idle_from = match (memory.idle_since, obs.last_arrival_at) {
+            (Some(idle), Some(arrival)) => Some(idle.max(arrival)),
+            (idle, _) => idle,
+        };
+        let idle_for = idle_from.map(|from| now - from);
+        if let Some(idle_for) = idle_for
+            && idle_for >= policy.scale_to_zero_grace.delta()
+        {
+            reasons.push(format!(
+                "idle {} ≥ grace {}: scaling to zero",
+                HumanDuration::from(idle_for.to_std().unwrap_or_default()),
+                policy.scale_to_zero_grace
+            ));
+            return 0.0;
+        }
+        reasons.push(format!(
+            "no demand, keeping one instance until idle for {}",
+            policy.scale_to_zero_grace
+        ));
+    }
+
+    let floor_by_rate = capacity_slots / policy.max_scale_down_rate;
+    if floor_by_rate > window_max {
+        reasons.push(format!(
+            "scale-in limited to {floor_by_rate:.1} slots by max_scale_down_rate {}",
+            policy.max_scale_down_rate
+        ));
+    }
+    window_max.max(floor_by_rate).max(KEEP_ONE)
+}
