@@ -1,1 +1,154 @@
-//! placeholder
+//! # scale0-state
+//!
+//! The Redis state store shared by the control-plane functions and the queue worker.
+//! Every key of a deployment starts with `scale0:{<deployment>}:` — the braces are a
+//! Redis Cluster hash tag, so one deployment's keys share a slot and a Lua script
+//! can touch them all atomically.
+//!
+//! | module | keys | written by | read by |
+//! | --- | --- | --- | --- |
+//! | [`registry`] | `instances` (hash id → record) | functions, worker (failures) | both |
+//! | [`slots`] | `inflight:<id>` (zset of leases) | worker | both |
+//! | [`capacity`] | `generation`, `memory`, `desired` | scaler (fenced commit) | scaler, status |
+//! | [`decisions`] | `decisions` (capped stream) | scaler | `scale0 explain` |
+//! | [`dedupe`] | `event:<id>`, `done:<message id>` | both | both |
+//! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
+//! | [`signals`] | `cap`, `unavailable`, `activation` | scaler, worker | worker, scaler |
+//!
+//! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
+//!
+//! Connections go through redis-rs's `ConnectionManager`, which reconnects with
+//! backoff; `rediss://` URLs use TLS (rustls) and `redis://:password@host` or
+//! `redis://user:password@host` authenticate. URLs are redacted before they reach an
+//! error or a log.
+
+pub mod capacity;
+pub mod counters;
+pub mod decisions;
+pub mod dedupe;
+pub mod keys;
+pub mod registry;
+pub mod signals;
+pub mod slots;
+
+mod observe;
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// Errors from the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Redis could not be reached or answered with an error. Retry.
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A stored value does not parse: a bug or a foreign writer. Do not retry.
+    #[error("corrupt value at {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// The URL is unusable. Do not retry.
+    #[error("invalid redis url {url}: {reason}")]
+    Url { url: String, reason: String },
+}
+
+impl StateError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StateError::Redis(_))
+    }
+
+    pub(crate) fn corrupt(key: impl Into<String>, reason: impl ToString) -> Self {
+        StateError::Corrupt {
+            key: key.into(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+pub type Result<T, E = StateError> = std::result::Result<T, E>;
+
+/// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+/// A handle on the store. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct Store {
+    conn: ConnectionManager,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Connect, failing within `timeout` if Redis does not answer.
+    pub async fn connect(url: &str) -> Result<Store> {
+        Self::connect_with_timeout(url, Duration::from_secs(5)).await
+    }
+
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Store> {
+        let client = redis::Client::open(url).map_err(|e| StateError::Url {
+            url: redact_url(url),
+            reason: e.to_string(),
+        })?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(3)
+            .set_max_delay(Duration::from_secs(2));
+        let conn = tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
+            .await
+            .map_err(|_| {
+                StateError::Redis(redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "timed out connecting to redis",
+                    redact_url(url),
+                )))
+            })??;
+        Ok(Store { conn })
+    }
+
+    pub(crate) fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    /// Round trip to Redis, for health checks.
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.conn();
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"serialize_error\":\"{e}\"}}"))
+}
+
+pub(crate) fn parse<T: serde::de::DeserializeOwned>(key: &str, raw: &str) -> Result<T> {
+    serde_json::from_str(raw).map_err(|e| StateError::corrupt(key, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(redact_url("redis://:hunter2@cache:6379/0"), "redis://:***@cache:6379/0");
+        assert_eq!(redact_url("rediss://app:hunter2@cache:6380"), "rediss://app:***@cache:6380");
+        assert_eq!(redact_url("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,79 @@
+//! In-flight requests per instance, as leases, so the slot limit holds across many
+//! workers and survives a worker's crash.
+//!
+//! Each instance has a sorted set of lease tokens scored by their expiry (ms since the
+//! epoch). Acquiring removes expired leases, then adds one only if fewer than `slots`
+//! remain — atomically, in one script, so two workers can never both take the last
+//! slot. A worker releases its lease when the request ends; if it dies first, the lease
+//! expires at the request's deadline and the slot comes back by itself.
+
+use std::collections::BTreeMap;
+
+use redis::AsyncCommands;
+
+use crate::{Result, Store, keys};
+
+const ACQUIRE: &str = r#"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+  local ttl = tonumber(ARGV[4]) - tonumber(ARGV[1]) + 60000
+  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+  return 1
+end
+return 0
+"#;
+
+impl Store {
+    /// Take one of `slots` on `instance` until `expires_ms`, under `token`.
+    pub async fn acquire_slot(
+        &self,
+        deployment: &str,
+        instance: &str,
+        slots: u32,
+        token: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<bool> {
+        // The key's own expiry (relative, so clocks need not agree with Redis) only
+        // collects garbage after the instance is gone; it only ever extends.
+        let key = keys::inflight(deployment, instance);
+        let acquired: i64 = redis::Script::new(ACQUIRE)
+            .key(&key)
+            .arg(now_ms)
+            .arg(slots)
+            .arg(token)
+            .arg(expires_ms.max(now_ms + 1))
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(acquired == 1)
+    }
+
+    pub async fn release_slot(&self, deployment: &str, instance: &str, token: &str) -> Result<()> {
+        let mut c = self.conn();
+        let _: i64 = c.zrem(keys::inflight(deployment, instance), token).await?;
+        Ok(())
+    }
+
+    /// Live leases on each of `instances`.
+    pub async fn in_flight(
+        &self,
+        deployment: &str,
+        instances: &[&str],
+        now_ms: i64,
+    ) -> Result<BTreeMap<String, u32>> {
+        if instances.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in instances {
+            pipe.zcount(keys::inflight(deployment, id), format!("({now_ms}"), "+inf");
+        }
+        let counts: Vec<u32> = pipe.query_async(&mut self.conn()).await?;
+        Ok(instances
+            .iter()
+            .map(|id| id.to_string())
+            .zip(counts)
+            .collect())
+    }
+}

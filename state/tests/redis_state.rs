@@ -1,0 +1,283 @@
+//! The state store against a real Redis (`SCALE0_REDIS_URL`, default
+//! `redis://127.0.0.1:6379`; `make test` starts one). Each test uses its own
+//! deployment name, so tests run in parallel without flushing anything.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use scale0_core::config::Config;
+use scale0_core::contract::{InstanceRecord, InstanceState};
+use scale0_core::policy::{Cap, Decision, PolicyMemory, decide, Observation};
+use scale0_state::capacity::{CommitOutcome, requested_instances};
+use scale0_state::registry::Transition;
+use scale0_state::Store;
+
+async fn store() -> Store {
+    let url = std::env::var("SCALE0_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    Store::connect_with_timeout(&url, Duration::from_secs(3))
+        .await
+        .unwrap_or_else(|e| panic!("Redis is needed at {url} (run infra/local/services.sh): {e}"))
+}
+
+fn unique(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("test-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap()
+}
+
+fn record(d: &str, id: &str, state: InstanceState) -> InstanceRecord {
+    InstanceRecord {
+        id: id.into(),
+        deployment: d.into(),
+        pool: "a10g".into(),
+        state,
+        endpoint: None,
+        launched_at: t0(),
+        ready_at: None,
+        draining_since: None,
+        failures: 0,
+    }
+}
+
+#[tokio::test]
+async fn registry_transitions_are_guarded() {
+    let s = store().await;
+    let d = unique("registry");
+    s.put_instance(&record(&d, "i-1", InstanceState::Booting)).await.unwrap();
+
+    // booting → ready, with an endpoint; ready_at stamped and failures reset.
+    s.record_failure(&d, "i-1").await.unwrap();
+    let t = s
+        .transition(&d, "i-1", &[InstanceState::Booting], InstanceState::Ready, t0(), Some("http://127.0.0.1:9000"))
+        .await
+        .unwrap();
+    let Transition::Applied(r) = t else { panic!("{t:?}") };
+    assert_eq!(r.state, InstanceState::Ready);
+    assert_eq!(r.ready_at, Some(t0()));
+    assert_eq!(r.failures, 0);
+    assert_eq!(r.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+
+    // A late "booting → ready" for an instance already draining is refused.
+    s.transition(&d, "i-1", &[], InstanceState::Draining, t0(), None).await.unwrap();
+    let late = s
+        .transition(&d, "i-1", &[InstanceState::Booting], InstanceState::Ready, t0(), None)
+        .await
+        .unwrap();
+    assert!(matches!(late, Transition::Refused(ref r) if r.state == InstanceState::Draining), "{late:?}");
+    assert_eq!(
+        s.transition(&d, "nope", &[], InstanceState::Ready, t0(), None).await.unwrap(),
+        Transition::NotFound
+    );
+
+    // Failures count up and reset.
+    assert_eq!(s.record_failure(&d, "i-1").await.unwrap().unwrap().failures, 1);
+    assert_eq!(s.record_failure(&d, "i-1").await.unwrap().unwrap().failures, 2);
+    assert_eq!(s.clear_failures(&d, "i-1").await.unwrap().unwrap().failures, 0);
+
+    assert_eq!(s.instances(&d).await.unwrap().len(), 1);
+    assert!(s.remove_instance(&d, "i-1").await.unwrap());
+    assert!(s.instances(&d).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn slot_limit_holds_under_concurrency_and_leases_expire() {
+    let s = store().await;
+    let d = unique("slots");
+    let now = 1_000_000i64;
+    let tasks: Vec<_> = (0..20)
+        .map(|n| {
+            let (s, d) = (s.clone(), d.clone());
+            tokio::spawn(async move { s.acquire_slot(&d, "i-1", 3, &format!("tok-{n}"), now, now + 60_000).await.unwrap() })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        won += u32::from(t.await.unwrap());
+    }
+    assert_eq!(won, 3, "exactly the slot limit");
+    assert_eq!(s.in_flight(&d, &["i-1"], now).await.unwrap()["i-1"], 3);
+
+    // Releasing one frees one.
+    let held: Vec<String> = (0..20).map(|n| format!("tok-{n}")).collect();
+    for t in &held {
+        s.release_slot(&d, "i-1", t).await.unwrap();
+    }
+    assert_eq!(s.in_flight(&d, &["i-1"], now).await.unwrap()["i-1"], 0);
+
+    // A lease whose holder died expires at its deadline.
+    assert!(s.acquire_slot(&d, "i-2", 1, "crashed", now, now + 100).await.unwrap());
+    assert!(!s.acquire_slot(&d, "i-2", 1, "other", now + 50, now + 1000).await.unwrap());
+    assert!(s.acquire_slot(&d, "i-2", 1, "other", now + 101, now + 1000).await.unwrap());
+}
+
+#[tokio::test]
+async fn repeated_events_and_redelivered_requests_are_recognised() {
+    let s = store().await;
+    let d = unique("dedupe");
+    assert!(s.first_sighting(&d, "evt-1", Duration::from_secs(60)).await.unwrap());
+    assert!(!s.first_sighting(&d, "evt-1", Duration::from_secs(60)).await.unwrap());
+    assert!(s.first_sighting(&d, "evt-2", Duration::from_secs(60)).await.unwrap());
+
+    assert_eq!(s.done_status(&d, "msg-1").await.unwrap(), None);
+    s.mark_done(&d, "msg-1", "ok", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(s.done_status(&d, "msg-1").await.unwrap().as_deref(), Some("ok"));
+}
+
+#[tokio::test]
+async fn counters_feed_the_observation() {
+    let s = store().await;
+    let d = unique("counters");
+    s.add_arrivals(&d, t0(), 3).await.unwrap();
+    s.add_arrivals(&d, t0() + TimeDelta::seconds(5), 2).await.unwrap();
+    s.add_arrivals(&d, t0() + TimeDelta::seconds(3600), 7).await.unwrap();
+    let bins = s.arrivals(&d, t0(), t0() + TimeDelta::seconds(7200)).await.unwrap();
+    assert_eq!(bins.get(&t0().timestamp()), Some(&5));
+    assert_eq!(bins.get(&(t0().timestamp() + 3600)), Some(&7));
+    assert_eq!(s.last_arrival(&d).await.unwrap(), Some(t0() + TimeDelta::seconds(3600)));
+
+    let now = t0().timestamp_millis();
+    s.report_held(&d, "w1", 4, now).await.unwrap();
+    s.report_held(&d, "w2", 6, now - 60_000).await.unwrap(); // stale: crashed a minute ago
+    assert_eq!(s.held(&d, now, Duration::from_secs(15)).await.unwrap(), 4);
+    s.clear_held(&d, "w1").await.unwrap();
+    assert_eq!(s.held(&d, now, Duration::from_secs(15)).await.unwrap(), 0);
+
+    for ms in 1..=100 {
+        s.record_request(&d, 10, ms).await.unwrap();
+    }
+    assert_eq!(s.latency_p95_ms(&d).await.unwrap(), Some(95.0));
+    assert_eq!(s.mean_service_time(&d).await.unwrap(), Some(Duration::from_millis(10)));
+
+    s.record_boot(&d, "a10g", Duration::from_secs(80)).await.unwrap();
+    let boots = s.recent_boots(&d, &["a10g", "l4"]).await.unwrap();
+    assert_eq!(boots["a10g"], [Duration::from_secs(80)]);
+    assert!(!boots.contains_key("l4"));
+}
+
+#[tokio::test]
+async fn signals_expire_or_clear() {
+    let s = store().await;
+    let d = unique("signals");
+    let cap = Cap { max_instances: 2, needed_instances: 5, reason: "pool max_instances".into() };
+    s.set_cap(&d, Some(&cap)).await.unwrap();
+    assert_eq!(s.cap(&d).await.unwrap(), Some(cap));
+    s.set_cap(&d, None).await.unwrap();
+    assert_eq!(s.cap(&d).await.unwrap(), None);
+
+    s.set_pool_unavailable(&d, "spot", t0() + TimeDelta::seconds(60)).await.unwrap();
+    assert_eq!(s.unavailable_pools(&d, t0()).await.unwrap().len(), 1);
+    assert!(s.unavailable_pools(&d, t0() + TimeDelta::seconds(61)).await.unwrap().is_empty());
+
+    assert!(s.try_activation(&d, Duration::from_millis(300)).await.unwrap());
+    assert!(!s.try_activation(&d, Duration::from_millis(300)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert!(s.try_activation(&d, Duration::from_millis(300)).await.unwrap());
+}
+
+fn spec(name: &str) -> scale0_core::config::Deployment {
+    let toml = format!(
+        r#"
+        [[deployments]]
+        name = "{name}"
+        [[deployments.pools]]
+        name = "a10g"
+        max_instances = 10
+        slots = 8
+        price_per_hour_usd = 1.0
+        boot_time = "90s"
+        "#
+    );
+    Config::load(&toml).unwrap().deployments.remove(0)
+}
+
+#[tokio::test]
+async fn one_hundred_concurrent_scalers_launch_one_need_once() {
+    let s = store().await;
+    let d = unique("fence");
+    let spec = spec(&d);
+
+    // 100 scaler runs start from the same snapshot and see the same backlog.
+    let tasks: Vec<_> = (0..100)
+        .map(|_| {
+            let (s, spec) = (s.clone(), spec.clone());
+            tokio::spawn(async move {
+                loop {
+                    let snap = s.load_policy(&spec.name).await.unwrap();
+                    let obs = s.observe(&spec, t0(), 400).await.unwrap();
+                    let decision: Decision = decide(t0(), &spec, &obs, &snap.memory);
+                    match s.commit_decision(snap.generation, &decision).await.unwrap() {
+                        CommitOutcome::Committed { .. } => return decision.launch_total(),
+                        CommitOutcome::Fenced { .. } => continue,
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut launched = 0;
+    for t in tasks {
+        launched += t.await.unwrap();
+    }
+    // 400 queued × 2s / (300s − 90s) = 3.8 → 5.4 slots → 1 instance.
+    let requested: Vec<_> = s
+        .instances(&d)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.state == InstanceState::Requested)
+        .collect();
+    assert_eq!(launched, 1, "the need was launched once in total");
+    assert_eq!(requested.len(), 1);
+    assert_eq!(s.desired(&d).await.unwrap()["a10g"], 1);
+    assert_eq!(s.recent_decisions(&d, 500).await.unwrap().len(), 100);
+}
+
+#[tokio::test]
+async fn commit_registers_launches_marks_drains_and_logs() {
+    let s = store().await;
+    let d = unique("commit");
+    let spec = spec(&d);
+    let mut busy = record(&d, "old", InstanceState::Ready);
+    busy.ready_at = Some(t0());
+    s.put_instance(&busy).await.unwrap();
+
+    let decision = Decision {
+        at: t0(),
+        deployment: d.clone(),
+        pools: vec![scale0_core::policy::PoolDecision { pool: "a10g".into(), target: 2, ready: 1, booting: 0, draining: 0, launch: 2 }],
+        drain: vec!["old".into()],
+        terminate: vec![],
+        cap: Some(Cap { max_instances: 2, needed_instances: 3, reason: "test".into() }),
+        demand: 10.0,
+        memory: PolicyMemory { idle_since: Some(t0()), ..Default::default() },
+        reasons: vec!["because".into()],
+    };
+    assert_eq!(s.commit_decision(0, &decision).await.unwrap(), CommitOutcome::Committed { generation: 1 });
+    assert_eq!(s.commit_decision(0, &decision).await.unwrap(), CommitOutcome::Fenced { current: 1 });
+
+    let snap = s.load_policy(&d).await.unwrap();
+    assert_eq!(snap.generation, 1);
+    assert_eq!(snap.memory.idle_since, Some(t0()));
+    let all = s.instances(&d).await.unwrap();
+    let expected: Vec<String> = requested_instances(&decision, 1, t0()).into_iter().map(|r| r.id).collect();
+    assert_eq!(expected, ["a10g-g1-0", "a10g-g1-1"]);
+    for id in &expected {
+        assert!(all.iter().any(|r| &r.id == id && r.state == InstanceState::Requested));
+    }
+    let old = all.iter().find(|r| r.id == "old").unwrap();
+    assert_eq!(old.state, InstanceState::Draining);
+    assert_eq!(old.draining_since, Some(t0()));
+    assert_eq!(s.cap(&d).await.unwrap().unwrap().max_instances, 2);
+    let log = s.recent_decisions(&d, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(log[0].generation, 1);
+    assert_eq!(log[0].decision, decision);
+    assert!(s.deployments().await.unwrap().contains(&d));
+
+    // The observation counts the requested placeholders as capacity.
+    let obs: Observation = s.observe(&spec, t0(), 0).await.unwrap();
+    assert_eq!(obs.instances.iter().filter(|i| i.record.state == InstanceState::Requested).count(), 2);
+}
