@@ -1,1 +1,51 @@
-fn main() {}
+//! `scale0`: the command line. One module per command; `main` only parses arguments
+//! and dispatches. Commands that read a clock or touch the network do so here, at the
+//! edge; the logic they drive lives in the library crates.
+
+mod config_cmd;
+mod schedules;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "scale0", version, about = "Scale-to-zero control plane for GPU inference")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
+    /// List the upcoming firings of every scheduled action, in local time and UTC.
+    Schedules(schedules::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Config { command } => config_cmd::run(command),
+        Command::Schedules(args) => schedules::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Read and validate a config file (TOML, or JSON when it starts with `{`).
+pub fn load_config(path: &PathBuf) -> anyhow::Result<Result<scale0_core::config::Config, scale0_core::config::LoadError>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    Ok(scale0_core::config::Config::load(&text))
+}
