@@ -18,6 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::ScheduledAction;
+use crate::schedule::Schedule;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduledLimit {
@@ -39,21 +40,13 @@ pub struct ScheduledLimits {
 
 /// The limit set by the most recent firing at or before `t` among actions that set it.
 fn latest(
-    actions: &[ScheduledAction],
+    actions: &[(&ScheduledAction, Schedule)],
     t: DateTime<Utc>,
     value: impl Fn(&ScheduledAction) -> Option<u32>,
-    errors: &mut Vec<String>,
 ) -> Option<ScheduledLimit> {
     let mut best: Option<ScheduledLimit> = None;
-    for action in actions {
+    for (action, schedule) in actions {
         let Some(instances) = value(action) else { continue };
-        let schedule = match action.schedule() {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(format!("scheduled action {}: {e}", action.name));
-                continue;
-            }
-        };
         let Some(fired_at) = schedule.latest_at_or_before(t) else { continue };
         if best.as_ref().is_none_or(|b| fired_at >= b.fired_at) {
             best = Some(ScheduledLimit {
@@ -68,15 +61,24 @@ fn latest(
 
 /// The floor and ceiling in force at `now`, with the floor read `lead` ahead too.
 pub fn active_limits(actions: &[ScheduledAction], now: DateTime<Utc>, lead: Duration) -> ScheduledLimits {
-    let mut errors = Vec::new();
     if actions.is_empty() {
         return ScheduledLimits::default();
     }
+    let mut errors = Vec::new();
+    let parsed: Vec<(&ScheduledAction, Schedule)> = actions
+        .iter()
+        .filter_map(|a| match a.schedule() {
+            Ok(s) => Some((a, s)),
+            Err(e) => {
+                errors.push(format!("scheduled action {}: {e}", a.name));
+                None
+            }
+        })
+        .collect();
     let ahead = now + chrono::TimeDelta::from_std(lead).unwrap_or_default();
-    let floor_now = latest(actions, now, |a| a.min_instances, &mut errors);
-    let floor_ahead = latest(actions, ahead, |a| a.min_instances, &mut errors);
-    let ceiling = latest(actions, now, |a| a.max_instances, &mut errors);
-    errors.dedup();
+    let floor_now = latest(&parsed, now, |a| a.min_instances);
+    let floor_ahead = latest(&parsed, ahead, |a| a.min_instances);
+    let ceiling = latest(&parsed, now, |a| a.max_instances);
 
     let value = |l: &Option<ScheduledLimit>| l.as_ref().map_or(0, |l| l.instances);
     let (floor, is_ahead) = if value(&floor_ahead) > value(&floor_now) {
