@@ -536,6 +536,53 @@ fn validate_policy(v: &mut Validator, at: &str, p: &Policy) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let c = Config::load(include_str!("../../examples/local.toml")).unwrap();
+        assert_eq!(c.deployments.len(), 2);
+        assert!(c.deployments.iter().all(|d| d.pools.len() == 2));
+        let office: Vec<_> = c.deployments[0]
+            .schedules
+            .iter()
+            .map(|s| (s.expression.as_str(), s.time_zone.as_str(), s.min_instances))
+            .collect();
+        assert_eq!(
+            office,
+            [
+                ("cron(0 9 ? * MON-FRI *)", "Europe/London", Some(2)),
+                ("cron(0 18 ? * MON-FRI *)", "Europe/London", Some(0)),
+            ]
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,400}") {
+            let _ = Config::load(&text);
+        }
+
+        #[test]
+        fn mutated_example_never_panics(cut in 0usize..3000, insert in ".{0,12}") {
+            let example = include_str!("../../examples/local.toml");
+            let at = example.char_indices().map(|(i, _)| i).nth(cut % example.chars().count()).unwrap_or(0);
+            let mutated = format!("{}{insert}{}", &example[..at], &example[at..]);
+            match Config::load(&mutated) {
+                Ok(_) => {}
+                Err(LoadError::Parse(e)) => prop_assert!(!e.0.is_empty()),
+                Err(LoadError::Invalid(errors)) => {
+                    prop_assert!(!errors.0.is_empty());
+                    prop_assert!(errors.0.iter().all(|e| e.field.starts_with("deployments")));
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_json_never_panics(text in "\\{.{0,300}") {
+            let _ = Config::load(&text);
+        }
+    }
 
     const MINIMAL: &str = r#"
         [[deployments]]
