@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "scale0", version, about = "Scale-to-zero control plane for GPU inference")]
+#[command(
+    name = "scale0",
+    version,
+    about = "Scale-to-zero control plane for GPU inference"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -44,7 +48,9 @@ fn main() -> ExitCode {
 }
 
 /// Read and validate a config file (TOML, or JSON when it starts with `{`).
-pub fn load_config(path: &PathBuf) -> anyhow::Result<Result<scale0_core::config::Config, scale0_core::config::LoadError>> {
+pub fn load_config(
+    path: &PathBuf,
+) -> anyhow::Result<Result<scale0_core::config::Config, scale0_core::config::LoadError>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
     Ok(scale0_core::config::Config::load(&text))

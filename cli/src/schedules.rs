@@ -64,7 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     firings.sort_by_key(|f| f.at);
-    println!("upcoming firings after {} ({} per action):", from.format("%Y-%m-%dT%H:%M:%SZ"), args.count);
+    println!(
+        "upcoming firings after {} ({} per action):",
+        from.format("%Y-%m-%dT%H:%M:%SZ"),
+        args.count
+    );
     for f in firings {
         println!("  {}", f.line);
     }

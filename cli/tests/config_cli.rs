@@ -84,11 +84,27 @@ min_instances = 0
 #[test]
 fn schedules_lists_local_and_utc_times() {
     // Friday 2026-03-27 in London is GMT (UTC+0); Monday 2026-03-30 is BST (UTC+1).
-    let (code, out, err) = scale0(&["schedules", "examples/local.toml", "--from", "2026-03-27T00:00:00Z", "--count", "2"]);
+    let (code, out, err) = scale0(&[
+        "schedules",
+        "examples/local.toml",
+        "--from",
+        "2026-03-27T00:00:00Z",
+        "--count",
+        "2",
+    ]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().filter(|l| l.contains("office-hours")).collect();
     assert_eq!(lines.len(), 4, "{out}");
-    assert!(lines[0].contains("Fri 2026-03-27 09:00 GMT") && lines[0].contains("2026-03-27T09:00:00Z"), "{out}");
-    assert!(lines[1].contains("18:00 GMT") && lines[1].contains("office-hours-close"), "{out}");
-    assert!(lines[2].contains("Mon 2026-03-30 09:00 BST") && lines[2].contains("2026-03-30T08:00:00Z"), "{out}");
+    assert!(
+        lines[0].contains("Fri 2026-03-27 09:00 GMT") && lines[0].contains("2026-03-27T09:00:00Z"),
+        "{out}"
+    );
+    assert!(
+        lines[1].contains("18:00 GMT") && lines[1].contains("office-hours-close"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("Mon 2026-03-30 09:00 BST") && lines[2].contains("2026-03-30T08:00:00Z"),
+        "{out}"
+    );
 }

@@ -16,8 +16,17 @@ use scale0_core::policy::{Observation, ObservedInstance, PolicyMemory, decide};
 fn main() {
     let config = Config::load(include_str!("../../examples/local.toml")).expect("example config");
     let spec = &config.deployments[0];
-    let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).single().expect("valid time");
-    let states = [InstanceState::Ready, InstanceState::Ready, InstanceState::Ready, InstanceState::Booting, InstanceState::Draining];
+    let t0 = Utc
+        .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+        .single()
+        .expect("valid time");
+    let states = [
+        InstanceState::Ready,
+        InstanceState::Ready,
+        InstanceState::Ready,
+        InstanceState::Booting,
+        InstanceState::Draining,
+    ];
     let instances: Vec<ObservedInstance> = (0..100)
         .map(|i| {
             let state = states[i % states.len()];
@@ -30,10 +39,15 @@ fn main() {
                     endpoint: Some(format!("http://10.0.0.{i}:8000")),
                     launched_at: t0 - TimeDelta::seconds(60 + i as i64),
                     ready_at: None,
-                    draining_since: (state == InstanceState::Draining).then_some(t0 - TimeDelta::seconds(10)),
+                    draining_since: (state == InstanceState::Draining)
+                        .then_some(t0 - TimeDelta::seconds(10)),
                     failures: 0,
                 },
-                in_flight: if state == InstanceState::Booting { 0 } else { (i % 7) as u32 },
+                in_flight: if state == InstanceState::Booting {
+                    0
+                } else {
+                    (i % 7) as u32
+                },
             }
         })
         .collect();
@@ -58,7 +72,12 @@ fn main() {
     let mut samples = Vec::with_capacity(iterations);
     for _ in 0..iterations {
         let start = Instant::now();
-        let d = decide(black_box(now), black_box(spec), black_box(&obs), black_box(&memory));
+        let d = decide(
+            black_box(now),
+            black_box(spec),
+            black_box(&obs),
+            black_box(&memory),
+        );
         samples.push(start.elapsed());
         black_box(d);
     }
@@ -67,5 +86,8 @@ fn main() {
     println!("decide(): 1 deployment, 2 pools, 100 instances, warm memory, {iterations} calls");
     println!("  median {:>8.1} µs", pct(0.50).as_secs_f64() * 1e6);
     println!("  p99    {:>8.1} µs", pct(0.99).as_secs_f64() * 1e6);
-    println!("  max    {:>8.1} µs", samples[samples.len() - 1].as_secs_f64() * 1e6);
+    println!(
+        "  max    {:>8.1} µs",
+        samples[samples.len() - 1].as_secs_f64() * 1e6
+    );
 }

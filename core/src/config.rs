@@ -363,7 +363,10 @@ fn check_name(v: &mut Validator, field: String, name: &str) {
 fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
     check_name(v, format!("{at}.name"), &d.name);
     v.positive(format!("{at}.request_deadline"), d.request_deadline);
-    v.positive(format!("{at}.expected_service_time"), d.expected_service_time);
+    v.positive(
+        format!("{at}.expected_service_time"),
+        d.expected_service_time,
+    );
     if d.expected_service_time >= d.request_deadline && !d.request_deadline.is_zero() {
         v.err(
             format!("{at}.expected_service_time"),
@@ -450,10 +453,7 @@ fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
             Ok(_) => {}
         }
         match (s.min_instances, s.max_instances) {
-            (None, None) => v.err(
-                format!("{sat}"),
-                "sets neither min_instances nor max_instances",
-            ),
+            (None, None) => v.err(sat.clone(), "sets neither min_instances nor max_instances"),
             (Some(lo), Some(hi)) if lo > hi => v.err(
                 format!("{sat}.min_instances"),
                 format!("min_instances {lo} is greater than max_instances {hi}"),
@@ -471,7 +471,10 @@ fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
         if let (Some(start), Some(end)) = (s.start, s.end)
             && start >= end
         {
-            v.err(format!("{sat}.end"), format!("{end} is not after start {start}"));
+            v.err(
+                format!("{sat}.end"),
+                format!("{end} is not after start {start}"),
+            );
         }
     }
 }
@@ -514,12 +517,18 @@ fn validate_policy(v: &mut Validator, at: &str, p: &Policy) {
         );
     }
     if p.unhealthy_after_failures == 0 {
-        v.err(format!("{at}.unhealthy_after_failures"), "must be at least 1");
+        v.err(
+            format!("{at}.unhealthy_after_failures"),
+            "must be at least 1",
+        );
     }
     for (i, r) in p.step_rules.iter().enumerate() {
         let rat = format!("{at}.step_rules[{i}]");
         if !r.above.is_finite() {
-            v.err(format!("{rat}.above"), format!("{} is not a finite number", r.above));
+            v.err(
+                format!("{rat}.above"),
+                format!("{} is not a finite number", r.above),
+            );
         }
         if r.metric == Metric::GpuUtilization && !(0.0..1.0).contains(&r.above) {
             v.err(
@@ -631,21 +640,78 @@ mod tests {
             edit(&mut c.deployments[0]);
             c.validate().unwrap_err().0
         };
-        let cases: Vec<(&str, Box<dyn Fn(&mut Deployment)>, &str)> = vec![
-            ("min > max", Box::new(|d| d.pools[0].min_instances = 9), "deployments[chat].pools[a10g].min_instances"),
-            ("zero slots", Box::new(|d| d.pools[0].slots = 0), "deployments[chat].pools[a10g].slots"),
-            ("negative price", Box::new(|d| d.pools[0].price_per_hour_usd = -1.0), "deployments[chat].pools[a10g].price_per_hour_usd"),
-            ("nan price", Box::new(|d| d.pools[0].price_per_hour_usd = f64::NAN), "deployments[chat].pools[a10g].price_per_hour_usd"),
-            ("zero boot", Box::new(|d| d.pools[0].boot_time = HumanDuration::ZERO), "deployments[chat].pools[a10g].boot_time"),
-            ("utilisation 0", Box::new(|d| d.policy.target_utilization = 0.0), "deployments[chat].policy.target_utilization"),
-            ("utilisation above 1", Box::new(|d| d.policy.target_utilization = 1.5), "deployments[chat].policy.target_utilization"),
-            ("zero drain", Box::new(|d| d.policy.drain_timeout = HumanDuration::ZERO), "deployments[chat].policy.drain_timeout"),
-            ("bad name", Box::new(|d| d.name = "Chat Bot".into()), "deployments[Chat Bot].name"),
-            ("no pools", Box::new(|d| d.pools.clear()), "deployments[chat].pools"),
-            ("dup pool", Box::new(|d| d.pools.push(d.pools[0].clone())), "deployments[chat].pools[a10g].name"),
-            ("scale-down rate", Box::new(|d| d.policy.max_scale_down_rate = 1.0), "deployments[chat].policy.max_scale_down_rate"),
-            ("panic window", Box::new(|d| d.policy.panic_window = HumanDuration::from_secs(600)), "deployments[chat].policy.panic_window"),
-            ("relative path", Box::new(|d| d.readiness_path = "health".into()), "deployments[chat].readiness_path"),
+        type Edit = Box<dyn Fn(&mut Deployment)>;
+        let cases: Vec<(&str, Edit, &str)> = vec![
+            (
+                "min > max",
+                Box::new(|d| d.pools[0].min_instances = 9),
+                "deployments[chat].pools[a10g].min_instances",
+            ),
+            (
+                "zero slots",
+                Box::new(|d| d.pools[0].slots = 0),
+                "deployments[chat].pools[a10g].slots",
+            ),
+            (
+                "negative price",
+                Box::new(|d| d.pools[0].price_per_hour_usd = -1.0),
+                "deployments[chat].pools[a10g].price_per_hour_usd",
+            ),
+            (
+                "nan price",
+                Box::new(|d| d.pools[0].price_per_hour_usd = f64::NAN),
+                "deployments[chat].pools[a10g].price_per_hour_usd",
+            ),
+            (
+                "zero boot",
+                Box::new(|d| d.pools[0].boot_time = HumanDuration::ZERO),
+                "deployments[chat].pools[a10g].boot_time",
+            ),
+            (
+                "utilisation 0",
+                Box::new(|d| d.policy.target_utilization = 0.0),
+                "deployments[chat].policy.target_utilization",
+            ),
+            (
+                "utilisation above 1",
+                Box::new(|d| d.policy.target_utilization = 1.5),
+                "deployments[chat].policy.target_utilization",
+            ),
+            (
+                "zero drain",
+                Box::new(|d| d.policy.drain_timeout = HumanDuration::ZERO),
+                "deployments[chat].policy.drain_timeout",
+            ),
+            (
+                "bad name",
+                Box::new(|d| d.name = "Chat Bot".into()),
+                "deployments[Chat Bot].name",
+            ),
+            (
+                "no pools",
+                Box::new(|d| d.pools.clear()),
+                "deployments[chat].pools",
+            ),
+            (
+                "dup pool",
+                Box::new(|d| d.pools.push(d.pools[0].clone())),
+                "deployments[chat].pools[a10g].name",
+            ),
+            (
+                "scale-down rate",
+                Box::new(|d| d.policy.max_scale_down_rate = 1.0),
+                "deployments[chat].policy.max_scale_down_rate",
+            ),
+            (
+                "panic window",
+                Box::new(|d| d.policy.panic_window = HumanDuration::from_secs(600)),
+                "deployments[chat].policy.panic_window",
+            ),
+            (
+                "relative path",
+                Box::new(|d| d.readiness_path = "health".into()),
+                "deployments[chat].readiness_path",
+            ),
         ];
         for (name, edit, field) in cases {
             let errors = bad(&*edit);

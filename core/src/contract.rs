@@ -187,7 +187,11 @@ pub enum ControlEventKind {
     /// Demand exceeds capacity by the burst threshold.
     Pressure { demand: u64, capacity: u64 },
     /// Dispatches to this instance failed repeatedly.
-    InstanceFailed { instance: String, failures: u32, reason: String },
+    InstanceFailed {
+        instance: String,
+        failures: u32,
+        reason: String,
+    },
 }
 
 impl ControlEvent {
@@ -220,6 +224,9 @@ mod tests {
         assert_eq!(e.kind, ControlEventKind::Activation { held: 3 });
         assert_eq!(e.kind_name(), "activation");
         let back: serde_json::Value = serde_json::to_value(&e).unwrap();
-        assert_eq!(back, serde_json::from_str::<serde_json::Value>(json).unwrap());
+        assert_eq!(
+            back,
+            serde_json::from_str::<serde_json::Value>(json).unwrap()
+        );
     }
 }

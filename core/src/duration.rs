@@ -73,7 +73,9 @@ impl FromStr for HumanDuration {
             if digits == 0 {
                 return Err(err("expected a number"));
             }
-            let value: u64 = rest[..digits].parse().map_err(|_| err("number too large"))?;
+            let value: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| err("number too large"))?;
             rest = &rest[digits..];
             let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
             let unit_ms: u64 = match &rest[..unit_len] {
@@ -100,7 +102,7 @@ impl fmt::Display for HumanDuration {
         if ms == 0 {
             return f.write_str("0s");
         }
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return write!(f, "{ms}ms");
         }
         let mut secs = ms / 1000;

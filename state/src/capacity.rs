@@ -66,7 +66,11 @@ pub enum CommitOutcome {
 
 /// Placeholder records for the instances a decision launches, so they count as
 /// capacity at once. Ids are `<pool>-g<generation>-<n>`: unique per commit.
-pub fn requested_instances(decision: &Decision, generation: u64, now: DateTime<Utc>) -> Vec<InstanceRecord> {
+pub fn requested_instances(
+    decision: &Decision,
+    generation: u64,
+    now: DateTime<Utc>,
+) -> Vec<InstanceRecord> {
     decision
         .pools
         .iter()
@@ -105,11 +109,19 @@ impl Store {
     /// Commit `decision` if the generation is still `expected`. On success, returns
     /// the new generation; the requested placeholders are those of
     /// [`requested_instances`] for it.
-    pub async fn commit_decision(&self, expected: u64, decision: &Decision) -> Result<CommitOutcome> {
+    pub async fn commit_decision(
+        &self,
+        expected: u64,
+        decision: &Decision,
+    ) -> Result<CommitOutcome> {
         let d = decision.deployment.as_str();
         let generation = expected + 1;
         let requested = requested_instances(decision, generation, decision.at);
-        let desired: BTreeMap<&str, u32> = decision.pools.iter().map(|p| (p.pool.as_str(), p.target)).collect();
+        let desired: BTreeMap<&str, u32> = decision
+            .pools
+            .iter()
+            .map(|p| (p.pool.as_str(), p.target))
+            .collect();
         let commit = redis::Script::new(COMMIT);
         let mut script = commit.prepare_invoke();
         script
@@ -123,7 +135,11 @@ impl Store {
             .arg(json(&decision.memory))
             .arg(json(&desired))
             .arg(json(decision))
-            .arg(decision.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .arg(
+                decision
+                    .at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            )
             .arg(requested.len());
         for r in &requested {
             script.arg(&r.id).arg(json(r));
@@ -148,7 +164,10 @@ impl Store {
     pub async fn desired(&self, deployment: &str) -> Result<BTreeMap<String, u32>> {
         let key = keys::desired(deployment);
         let raw: Option<String> = self.conn().get(&key).await?;
-        Ok(raw.map(|r| parse(&key, &r)).transpose()?.unwrap_or_default())
+        Ok(raw
+            .map(|r| parse(&key, &r))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     /// Deployments the control plane has committed decisions for.

@@ -24,12 +24,21 @@ const REQUEST_SAMPLES: isize = 500;
 const BOOT_SAMPLES: isize = 20;
 
 fn arrivals_hour_key(deployment: &str, bin_start: i64) -> String {
-    format!("{}:{}", keys::arrivals(deployment), bin_start - bin_start.rem_euclid(3600))
+    format!(
+        "{}:{}",
+        keys::arrivals(deployment),
+        bin_start - bin_start.rem_euclid(3600)
+    )
 }
 
 impl Store {
     /// Add `count` arrivals in the bin containing `at`, and move `last-arrival` to `at`.
-    pub async fn add_arrivals(&self, deployment: &str, at: DateTime<Utc>, count: u64) -> Result<()> {
+    pub async fn add_arrivals(
+        &self,
+        deployment: &str,
+        at: DateTime<Utc>,
+        count: u64,
+    ) -> Result<()> {
         let ts = at.timestamp();
         let bin = ts - ts.rem_euclid(ARRIVAL_BIN_SECS);
         let hour_key = arrivals_hour_key(deployment, bin);
@@ -43,12 +52,20 @@ impl Store {
     }
 
     /// Arrival counts per bin start (seconds since the epoch) in `[from, to)`.
-    pub async fn arrivals(&self, deployment: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<BTreeMap<i64, u64>> {
+    pub async fn arrivals(
+        &self,
+        deployment: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<i64, u64>> {
         let (from, to) = (from.timestamp(), to.timestamp());
         let mut out = BTreeMap::new();
         let mut hour = from - from.rem_euclid(3600);
         while hour < to {
-            let bins: Vec<(i64, u64)> = self.conn().hgetall(arrivals_hour_key(deployment, hour)).await?;
+            let bins: Vec<(i64, u64)> = self
+                .conn()
+                .hgetall(arrivals_hour_key(deployment, hour))
+                .await?;
             out.extend(bins.into_iter().filter(|(b, _)| (from..to).contains(b)));
             hour += 3600;
         }
@@ -61,7 +78,13 @@ impl Store {
     }
 
     /// This worker holds `count` requests as of `now_ms`.
-    pub async fn report_held(&self, deployment: &str, worker: &str, count: u64, now_ms: i64) -> Result<()> {
+    pub async fn report_held(
+        &self,
+        deployment: &str,
+        worker: &str,
+        count: u64,
+        now_ms: i64,
+    ) -> Result<()> {
         let _: () = self
             .conn()
             .hset(keys::held(deployment), worker, format!("{count}:{now_ms}"))
@@ -89,7 +112,12 @@ impl Store {
     }
 
     /// One request served: `service_ms` at the instance, `latency_ms` end to end.
-    pub async fn record_request(&self, deployment: &str, service_ms: u64, latency_ms: u64) -> Result<()> {
+    pub async fn record_request(
+        &self,
+        deployment: &str,
+        service_ms: u64,
+        latency_ms: u64,
+    ) -> Result<()> {
         let (s, l) = (keys::service_ms(deployment), keys::latency_ms(deployment));
         let _: () = redis::pipe()
             .lpush(&s, service_ms)
@@ -103,7 +131,10 @@ impl Store {
 
     /// Mean of recent service times.
     pub async fn mean_service_time(&self, deployment: &str) -> Result<Option<Duration>> {
-        let samples: Vec<u64> = self.conn().lrange(keys::service_ms(deployment), 0, -1).await?;
+        let samples: Vec<u64> = self
+            .conn()
+            .lrange(keys::service_ms(deployment), 0, -1)
+            .await?;
         if samples.is_empty() {
             return Ok(None);
         }
@@ -113,7 +144,10 @@ impl Store {
 
     /// p95 of recent end-to-end latencies, in milliseconds.
     pub async fn latency_p95_ms(&self, deployment: &str) -> Result<Option<f64>> {
-        let mut samples: Vec<u64> = self.conn().lrange(keys::latency_ms(deployment), 0, -1).await?;
+        let mut samples: Vec<u64> = self
+            .conn()
+            .lrange(keys::latency_ms(deployment), 0, -1)
+            .await?;
         if samples.is_empty() {
             return Ok(None);
         }
@@ -132,12 +166,22 @@ impl Store {
         Ok(())
     }
 
-    pub async fn recent_boots(&self, deployment: &str, pools: &[&str]) -> Result<BTreeMap<String, Vec<Duration>>> {
+    pub async fn recent_boots(
+        &self,
+        deployment: &str,
+        pools: &[&str],
+    ) -> Result<BTreeMap<String, Vec<Duration>>> {
         let mut out = BTreeMap::new();
         for pool in pools {
-            let ms: Vec<u64> = self.conn().lrange(keys::boots(deployment, pool), 0, -1).await?;
+            let ms: Vec<u64> = self
+                .conn()
+                .lrange(keys::boots(deployment, pool), 0, -1)
+                .await?;
             if !ms.is_empty() {
-                out.insert(pool.to_string(), ms.into_iter().map(Duration::from_millis).collect());
+                out.insert(
+                    pool.to_string(),
+                    ms.into_iter().map(Duration::from_millis).collect(),
+                );
             }
         }
         Ok(out)

@@ -2,7 +2,7 @@
 //! for `scale0 explain` and for replaying what the control plane did.
 
 use redis::AsyncCommands;
-use redis::streams::{StreamRangeReply, StreamMaxlen};
+use redis::streams::{StreamMaxlen, StreamRangeReply};
 use scale0_core::policy::Decision;
 
 use crate::{Result, StateError, Store, keys, parse};
@@ -26,14 +26,21 @@ impl Store {
                 keys::decisions(&decision.deployment),
                 StreamMaxlen::Approx(DECISIONS_KEPT),
                 "*",
-                &[("generation", generation.to_string()), ("decision", crate::json(decision))],
+                &[
+                    ("generation", generation.to_string()),
+                    ("decision", crate::json(decision)),
+                ],
             )
             .await?;
         Ok(())
     }
 
     /// The last `n` decisions, newest first.
-    pub async fn recent_decisions(&self, deployment: &str, n: usize) -> Result<Vec<LoggedDecision>> {
+    pub async fn recent_decisions(
+        &self,
+        deployment: &str,
+        n: usize,
+    ) -> Result<Vec<LoggedDecision>> {
         let key = keys::decisions(deployment);
         let reply: StreamRangeReply = self.conn().xrevrange_count(&key, "+", "-", n).await?;
         reply
@@ -41,9 +48,12 @@ impl Store {
             .iter()
             .map(|entry| {
                 let field = |name: &str| -> Result<String> {
-                    entry
-                        .get::<String>(name)
-                        .ok_or_else(|| StateError::corrupt(format!("{key}/{}", entry.id), format!("missing {name}")))
+                    entry.get::<String>(name).ok_or_else(|| {
+                        StateError::corrupt(
+                            format!("{key}/{}", entry.id),
+                            format!("missing {name}"),
+                        )
+                    })
                 };
                 Ok(LoggedDecision {
                     generation: field("generation")?

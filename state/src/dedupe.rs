@@ -15,20 +15,37 @@ use crate::{Result, Store, keys};
 
 impl Store {
     /// True the first time `event_id` is seen within `ttl`.
-    pub async fn first_sighting(&self, deployment: &str, event_id: &str, ttl: Duration) -> Result<bool> {
+    pub async fn first_sighting(
+        &self,
+        deployment: &str,
+        event_id: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
         let mut c = self.conn();
         let opts = SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(SetExpiry::PX(ttl.as_millis().max(1) as u64));
-        let set: Option<String> = c.set_options(keys::event(deployment, event_id), 1, opts).await?;
+        let set: Option<String> = c
+            .set_options(keys::event(deployment, event_id), 1, opts)
+            .await?;
         Ok(set.is_some())
     }
 
     /// Record that `message_id` was answered with `status`.
-    pub async fn mark_done(&self, deployment: &str, message_id: &str, status: &str, ttl: Duration) -> Result<()> {
+    pub async fn mark_done(
+        &self,
+        deployment: &str,
+        message_id: &str,
+        status: &str,
+        ttl: Duration,
+    ) -> Result<()> {
         let mut c = self.conn();
         let _: () = c
-            .pset_ex(keys::done(deployment, message_id), status, ttl.as_millis().max(1) as u64)
+            .pset_ex(
+                keys::done(deployment, message_id),
+                status,
+                ttl.as_millis().max(1) as u64,
+            )
             .await?;
         Ok(())
     }

@@ -16,7 +16,12 @@ pub const HELD_STALE_AFTER: Duration = Duration::from_secs(15);
 impl Store {
     /// Everything the store knows for `decide`. The broker's queue depth and any GPU
     /// metric come from elsewhere and are passed in or set by the caller.
-    pub async fn observe(&self, spec: &Deployment, now: DateTime<Utc>, queue_depth: u64) -> Result<Observation> {
+    pub async fn observe(
+        &self,
+        spec: &Deployment,
+        now: DateTime<Utc>,
+        queue_depth: u64,
+    ) -> Result<Observation> {
         let d = spec.name.as_str();
         let now_ms = now.timestamp_millis();
         let records: Vec<_> = self

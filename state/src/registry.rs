@@ -65,7 +65,11 @@ impl Store {
     pub async fn put_instance(&self, record: &InstanceRecord) -> Result<()> {
         let mut c = self.conn();
         let _: () = c
-            .hset(keys::instances(&record.deployment), &record.id, json(record))
+            .hset(
+                keys::instances(&record.deployment),
+                &record.id,
+                json(record),
+            )
             .await?;
         Ok(())
     }
@@ -127,16 +131,29 @@ impl Store {
     }
 
     /// Count one more consecutive failure; returns the updated record.
-    pub async fn record_failure(&self, deployment: &str, id: &str) -> Result<Option<InstanceRecord>> {
+    pub async fn record_failure(
+        &self,
+        deployment: &str,
+        id: &str,
+    ) -> Result<Option<InstanceRecord>> {
         self.adjust_failures(deployment, id, 1).await
     }
 
     /// A success ends the run of failures.
-    pub async fn clear_failures(&self, deployment: &str, id: &str) -> Result<Option<InstanceRecord>> {
+    pub async fn clear_failures(
+        &self,
+        deployment: &str,
+        id: &str,
+    ) -> Result<Option<InstanceRecord>> {
         self.adjust_failures(deployment, id, 0).await
     }
 
-    async fn adjust_failures(&self, deployment: &str, id: &str, by: u32) -> Result<Option<InstanceRecord>> {
+    async fn adjust_failures(
+        &self,
+        deployment: &str,
+        id: &str,
+        by: u32,
+    ) -> Result<Option<InstanceRecord>> {
         let key = keys::instances(deployment);
         let raw: Option<String> = redis::Script::new(FAILURES)
             .key(&key)

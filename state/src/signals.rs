@@ -36,16 +36,29 @@ impl Store {
         raw.map(|r| parse(&key, &r)).transpose()
     }
 
-    pub async fn set_pool_unavailable(&self, deployment: &str, pool: &str, until: DateTime<Utc>) -> Result<()> {
+    pub async fn set_pool_unavailable(
+        &self,
+        deployment: &str,
+        pool: &str,
+        until: DateTime<Utc>,
+    ) -> Result<()> {
         let _: () = self
             .conn()
-            .hset(keys::unavailable(deployment), pool, until.timestamp_millis())
+            .hset(
+                keys::unavailable(deployment),
+                pool,
+                until.timestamp_millis(),
+            )
             .await?;
         Ok(())
     }
 
     /// Pools unavailable after `now`; expired entries are dropped.
-    pub async fn unavailable_pools(&self, deployment: &str, now: DateTime<Utc>) -> Result<BTreeMap<String, DateTime<Utc>>> {
+    pub async fn unavailable_pools(
+        &self,
+        deployment: &str,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, DateTime<Utc>>> {
         let key = keys::unavailable(deployment);
         let all: Vec<(String, i64)> = self.conn().hgetall(&key).await?;
         let mut out = BTreeMap::new();
@@ -68,7 +81,10 @@ impl Store {
         let opts = SetOptions::default()
             .conditional_set(redis::ExistenceCheck::NX)
             .with_expiration(SetExpiry::PX(interval.as_millis().max(1) as u64));
-        let set: Option<String> = self.conn().set_options(keys::activation(deployment), 1, opts).await?;
+        let set: Option<String> = self
+            .conn()
+            .set_options(keys::activation(deployment), 1, opts)
+            .await?;
         Ok(set.is_some())
     }
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use scale0_core::config::Config;
 use scale0_core::contract::{InstanceRecord, InstanceState};
-use scale0_core::policy::{Cap, Decision, PolicyMemory, decide, Observation};
+use scale0_core::policy::{Cap, Decision, Observation, PolicyMemory, decide};
+use scale0_state::Store;
 use scale0_state::capacity::{CommitOutcome, requested_instances};
 use scale0_state::registry::Transition;
-use scale0_state::Store;
 
 async fn store() -> Store {
     let url = std::env::var("SCALE0_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -22,7 +22,11 @@ async fn store() -> Store {
 
 fn unique(name: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    format!("test-{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "test-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn t0() -> DateTime<Utc> {
@@ -47,36 +51,70 @@ fn record(d: &str, id: &str, state: InstanceState) -> InstanceRecord {
 async fn registry_transitions_are_guarded() {
     let s = store().await;
     let d = unique("registry");
-    s.put_instance(&record(&d, "i-1", InstanceState::Booting)).await.unwrap();
+    s.put_instance(&record(&d, "i-1", InstanceState::Booting))
+        .await
+        .unwrap();
 
     // booting → ready, with an endpoint; ready_at stamped and failures reset.
     s.record_failure(&d, "i-1").await.unwrap();
     let t = s
-        .transition(&d, "i-1", &[InstanceState::Booting], InstanceState::Ready, t0(), Some("http://127.0.0.1:9000"))
+        .transition(
+            &d,
+            "i-1",
+            &[InstanceState::Booting],
+            InstanceState::Ready,
+            t0(),
+            Some("http://127.0.0.1:9000"),
+        )
         .await
         .unwrap();
-    let Transition::Applied(r) = t else { panic!("{t:?}") };
+    let Transition::Applied(r) = t else {
+        panic!("{t:?}")
+    };
     assert_eq!(r.state, InstanceState::Ready);
     assert_eq!(r.ready_at, Some(t0()));
     assert_eq!(r.failures, 0);
     assert_eq!(r.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
 
     // A late "booting → ready" for an instance already draining is refused.
-    s.transition(&d, "i-1", &[], InstanceState::Draining, t0(), None).await.unwrap();
-    let late = s
-        .transition(&d, "i-1", &[InstanceState::Booting], InstanceState::Ready, t0(), None)
+    s.transition(&d, "i-1", &[], InstanceState::Draining, t0(), None)
         .await
         .unwrap();
-    assert!(matches!(late, Transition::Refused(ref r) if r.state == InstanceState::Draining), "{late:?}");
+    let late = s
+        .transition(
+            &d,
+            "i-1",
+            &[InstanceState::Booting],
+            InstanceState::Ready,
+            t0(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(late, Transition::Refused(ref r) if r.state == InstanceState::Draining),
+        "{late:?}"
+    );
     assert_eq!(
-        s.transition(&d, "nope", &[], InstanceState::Ready, t0(), None).await.unwrap(),
+        s.transition(&d, "nope", &[], InstanceState::Ready, t0(), None)
+            .await
+            .unwrap(),
         Transition::NotFound
     );
 
     // Failures count up and reset.
-    assert_eq!(s.record_failure(&d, "i-1").await.unwrap().unwrap().failures, 1);
-    assert_eq!(s.record_failure(&d, "i-1").await.unwrap().unwrap().failures, 2);
-    assert_eq!(s.clear_failures(&d, "i-1").await.unwrap().unwrap().failures, 0);
+    assert_eq!(
+        s.record_failure(&d, "i-1").await.unwrap().unwrap().failures,
+        1
+    );
+    assert_eq!(
+        s.record_failure(&d, "i-1").await.unwrap().unwrap().failures,
+        2
+    );
+    assert_eq!(
+        s.clear_failures(&d, "i-1").await.unwrap().unwrap().failures,
+        0
+    );
 
     assert_eq!(s.instances(&d).await.unwrap().len(), 1);
     assert!(s.remove_instance(&d, "i-1").await.unwrap());
@@ -91,7 +129,11 @@ async fn slot_limit_holds_under_concurrency_and_leases_expire() {
     let tasks: Vec<_> = (0..20)
         .map(|n| {
             let (s, d) = (s.clone(), d.clone());
-            tokio::spawn(async move { s.acquire_slot(&d, "i-1", 3, &format!("tok-{n}"), now, now + 60_000).await.unwrap() })
+            tokio::spawn(async move {
+                s.acquire_slot(&d, "i-1", 3, &format!("tok-{n}"), now, now + 60_000)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut won = 0;
@@ -109,22 +151,51 @@ async fn slot_limit_holds_under_concurrency_and_leases_expire() {
     assert_eq!(s.in_flight(&d, &["i-1"], now).await.unwrap()["i-1"], 0);
 
     // A lease whose holder died expires at its deadline.
-    assert!(s.acquire_slot(&d, "i-2", 1, "crashed", now, now + 100).await.unwrap());
-    assert!(!s.acquire_slot(&d, "i-2", 1, "other", now + 50, now + 1000).await.unwrap());
-    assert!(s.acquire_slot(&d, "i-2", 1, "other", now + 101, now + 1000).await.unwrap());
+    assert!(
+        s.acquire_slot(&d, "i-2", 1, "crashed", now, now + 100)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.acquire_slot(&d, "i-2", 1, "other", now + 50, now + 1000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_slot(&d, "i-2", 1, "other", now + 101, now + 1000)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
 async fn repeated_events_and_redelivered_requests_are_recognised() {
     let s = store().await;
     let d = unique("dedupe");
-    assert!(s.first_sighting(&d, "evt-1", Duration::from_secs(60)).await.unwrap());
-    assert!(!s.first_sighting(&d, "evt-1", Duration::from_secs(60)).await.unwrap());
-    assert!(s.first_sighting(&d, "evt-2", Duration::from_secs(60)).await.unwrap());
+    assert!(
+        s.first_sighting(&d, "evt-1", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.first_sighting(&d, "evt-1", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.first_sighting(&d, "evt-2", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
 
     assert_eq!(s.done_status(&d, "msg-1").await.unwrap(), None);
-    s.mark_done(&d, "msg-1", "ok", Duration::from_secs(60)).await.unwrap();
-    assert_eq!(s.done_status(&d, "msg-1").await.unwrap().as_deref(), Some("ok"));
+    s.mark_done(&d, "msg-1", "ok", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.done_status(&d, "msg-1").await.unwrap().as_deref(),
+        Some("ok")
+    );
 }
 
 #[tokio::test]
@@ -132,12 +203,22 @@ async fn counters_feed_the_observation() {
     let s = store().await;
     let d = unique("counters");
     s.add_arrivals(&d, t0(), 3).await.unwrap();
-    s.add_arrivals(&d, t0() + TimeDelta::seconds(5), 2).await.unwrap();
-    s.add_arrivals(&d, t0() + TimeDelta::seconds(3600), 7).await.unwrap();
-    let bins = s.arrivals(&d, t0(), t0() + TimeDelta::seconds(7200)).await.unwrap();
+    s.add_arrivals(&d, t0() + TimeDelta::seconds(5), 2)
+        .await
+        .unwrap();
+    s.add_arrivals(&d, t0() + TimeDelta::seconds(3600), 7)
+        .await
+        .unwrap();
+    let bins = s
+        .arrivals(&d, t0(), t0() + TimeDelta::seconds(7200))
+        .await
+        .unwrap();
     assert_eq!(bins.get(&t0().timestamp()), Some(&5));
     assert_eq!(bins.get(&(t0().timestamp() + 3600)), Some(&7));
-    assert_eq!(s.last_arrival(&d).await.unwrap(), Some(t0() + TimeDelta::seconds(3600)));
+    assert_eq!(
+        s.last_arrival(&d).await.unwrap(),
+        Some(t0() + TimeDelta::seconds(3600))
+    );
 
     let now = t0().timestamp_millis();
     s.report_held(&d, "w1", 4, now).await.unwrap();
@@ -150,9 +231,14 @@ async fn counters_feed_the_observation() {
         s.record_request(&d, 10, ms).await.unwrap();
     }
     assert_eq!(s.latency_p95_ms(&d).await.unwrap(), Some(95.0));
-    assert_eq!(s.mean_service_time(&d).await.unwrap(), Some(Duration::from_millis(10)));
+    assert_eq!(
+        s.mean_service_time(&d).await.unwrap(),
+        Some(Duration::from_millis(10))
+    );
 
-    s.record_boot(&d, "a10g", Duration::from_secs(80)).await.unwrap();
+    s.record_boot(&d, "a10g", Duration::from_secs(80))
+        .await
+        .unwrap();
     let boots = s.recent_boots(&d, &["a10g", "l4"]).await.unwrap();
     assert_eq!(boots["a10g"], [Duration::from_secs(80)]);
     assert!(!boots.contains_key("l4"));
@@ -162,20 +248,43 @@ async fn counters_feed_the_observation() {
 async fn signals_expire_or_clear() {
     let s = store().await;
     let d = unique("signals");
-    let cap = Cap { max_instances: 2, needed_instances: 5, reason: "pool max_instances".into() };
+    let cap = Cap {
+        max_instances: 2,
+        needed_instances: 5,
+        reason: "pool max_instances".into(),
+    };
     s.set_cap(&d, Some(&cap)).await.unwrap();
     assert_eq!(s.cap(&d).await.unwrap(), Some(cap));
     s.set_cap(&d, None).await.unwrap();
     assert_eq!(s.cap(&d).await.unwrap(), None);
 
-    s.set_pool_unavailable(&d, "spot", t0() + TimeDelta::seconds(60)).await.unwrap();
+    s.set_pool_unavailable(&d, "spot", t0() + TimeDelta::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(s.unavailable_pools(&d, t0()).await.unwrap().len(), 1);
-    assert!(s.unavailable_pools(&d, t0() + TimeDelta::seconds(61)).await.unwrap().is_empty());
+    assert!(
+        s.unavailable_pools(&d, t0() + TimeDelta::seconds(61))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
-    assert!(s.try_activation(&d, Duration::from_millis(300)).await.unwrap());
-    assert!(!s.try_activation(&d, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        s.try_activation(&d, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.try_activation(&d, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
     tokio::time::sleep(Duration::from_millis(350)).await;
-    assert!(s.try_activation(&d, Duration::from_millis(300)).await.unwrap());
+    assert!(
+        s.try_activation(&d, Duration::from_millis(300))
+            .await
+            .unwrap()
+    );
 }
 
 fn spec(name: &str) -> scale0_core::config::Deployment {
@@ -247,25 +356,51 @@ async fn commit_registers_launches_marks_drains_and_logs() {
     let decision = Decision {
         at: t0(),
         deployment: d.clone(),
-        pools: vec![scale0_core::policy::PoolDecision { pool: "a10g".into(), target: 2, ready: 1, booting: 0, draining: 0, launch: 2 }],
+        pools: vec![scale0_core::policy::PoolDecision {
+            pool: "a10g".into(),
+            target: 2,
+            ready: 1,
+            booting: 0,
+            draining: 0,
+            launch: 2,
+        }],
         drain: vec!["old".into()],
         terminate: vec![],
-        cap: Some(Cap { max_instances: 2, needed_instances: 3, reason: "test".into() }),
+        cap: Some(Cap {
+            max_instances: 2,
+            needed_instances: 3,
+            reason: "test".into(),
+        }),
         demand: 10.0,
-        memory: PolicyMemory { idle_since: Some(t0()), ..Default::default() },
+        memory: PolicyMemory {
+            idle_since: Some(t0()),
+            ..Default::default()
+        },
         reasons: vec!["because".into()],
     };
-    assert_eq!(s.commit_decision(0, &decision).await.unwrap(), CommitOutcome::Committed { generation: 1 });
-    assert_eq!(s.commit_decision(0, &decision).await.unwrap(), CommitOutcome::Fenced { current: 1 });
+    assert_eq!(
+        s.commit_decision(0, &decision).await.unwrap(),
+        CommitOutcome::Committed { generation: 1 }
+    );
+    assert_eq!(
+        s.commit_decision(0, &decision).await.unwrap(),
+        CommitOutcome::Fenced { current: 1 }
+    );
 
     let snap = s.load_policy(&d).await.unwrap();
     assert_eq!(snap.generation, 1);
     assert_eq!(snap.memory.idle_since, Some(t0()));
     let all = s.instances(&d).await.unwrap();
-    let expected: Vec<String> = requested_instances(&decision, 1, t0()).into_iter().map(|r| r.id).collect();
+    let expected: Vec<String> = requested_instances(&decision, 1, t0())
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(expected, ["a10g-g1-0", "a10g-g1-1"]);
     for id in &expected {
-        assert!(all.iter().any(|r| &r.id == id && r.state == InstanceState::Requested));
+        assert!(
+            all.iter()
+                .any(|r| &r.id == id && r.state == InstanceState::Requested)
+        );
     }
     let old = all.iter().find(|r| r.id == "old").unwrap();
     assert_eq!(old.state, InstanceState::Draining);
@@ -279,5 +414,11 @@ async fn commit_registers_launches_marks_drains_and_logs() {
 
     // The observation counts the requested placeholders as capacity.
     let obs: Observation = s.observe(&spec, t0(), 0).await.unwrap();
-    assert_eq!(obs.instances.iter().filter(|i| i.record.state == InstanceState::Requested).count(), 2);
+    assert_eq!(
+        obs.instances
+            .iter()
+            .filter(|i| i.record.state == InstanceState::Requested)
+            .count(),
+        2
+    );
 }

@@ -35,7 +35,12 @@ pub struct Allocation {
 
 const EPSILON: f64 = 1e-9;
 
-pub fn allocate(pools: &[PoolCapacity], slots: f64, floor: u32, ceiling: Option<u32>) -> Allocation {
+pub fn allocate(
+    pools: &[PoolCapacity],
+    slots: f64,
+    floor: u32,
+    ceiling: Option<u32>,
+) -> Allocation {
     let upper: Vec<u32> = pools
         .iter()
         .map(|p| {
@@ -59,7 +64,11 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, floor: u32, ceiling: Option<
     let slots_of = |i: usize| f64::from(pools[i].pool.slots);
     let price_of = |i: usize| pools[i].pool.price_per_hour_usd;
     let covered = |counts: &[u32]| -> f64 {
-        counts.iter().enumerate().map(|(i, &c)| f64::from(c) * slots_of(i)).sum()
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &c)| f64::from(c) * slots_of(i))
+            .sum()
     };
     let mut reasons = Vec::new();
 
@@ -167,7 +176,11 @@ mod tests {
     fn caps(pools: &[Pool]) -> Vec<PoolCapacity<'_>> {
         pools
             .iter()
-            .map(|p| PoolCapacity { pool: p, current: 0, can_launch: true })
+            .map(|p| PoolCapacity {
+                pool: p,
+                current: 0,
+                can_launch: true,
+            })
             .collect()
     }
 

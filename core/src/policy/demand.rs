@@ -46,7 +46,11 @@ pub(super) fn record(samples: &mut Vec<Sample>, now: DateTime<Utc>, value: f64, 
 /// Mean of the samples within `window` of `now` (the latest sample always counts).
 fn mean_within(samples: &[Sample], now: DateTime<Utc>, window: Duration) -> f64 {
     let oldest = now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
-    let recent: Vec<f64> = samples.iter().filter(|s| s.at > oldest).map(|s| s.value).collect();
+    let recent: Vec<f64> = samples
+        .iter()
+        .filter(|s| s.at > oldest)
+        .map(|s| s.value)
+        .collect();
     if recent.is_empty() {
         0.0
     } else {

@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{ObservedInstance, Observation};
+use super::{Observation, ObservedInstance};
 use crate::config::Deployment;
 use crate::contract::InstanceState;
 
@@ -47,7 +47,10 @@ pub(super) fn assess<'a>(
         match r.state {
             InstanceState::Terminated => {}
             s if !known_pool && s != InstanceState::Draining => {
-                reasons.push(format!("{} is in pool {}, which is no longer configured", r.id, r.pool));
+                reasons.push(format!(
+                    "{} is in pool {}, which is no longer configured",
+                    r.id, r.pool
+                ));
                 if inst.in_flight == 0 {
                     h.terminate.push(r.id.clone());
                 } else {
@@ -72,7 +75,10 @@ pub(super) fn assess<'a>(
             }
             _ if unhealthy => {
                 if inst.in_flight == 0 {
-                    reasons.push(format!("{} unhealthy ({} failures): replacing", r.id, r.failures));
+                    reasons.push(format!(
+                        "{} unhealthy ({} failures): replacing",
+                        r.id, r.failures
+                    ));
                     h.terminate.push(r.id.clone());
                 } else {
                     reasons.push(format!(

@@ -218,7 +218,16 @@ pub fn decide(
         .unwrap_or_default();
     let capacity_slots = health.capacity_slots(spec);
     let ready_slots = health.ready_slots(spec);
-    let demand = demand::assess(now, spec, obs, &mut memory, capacity_slots, ready_slots, lead, &mut reasons);
+    let demand = demand::assess(
+        now,
+        spec,
+        obs,
+        &mut memory,
+        capacity_slots,
+        ready_slots,
+        lead,
+        &mut reasons,
+    );
 
     // 3. Step rules raise the recommendation on top of current capacity.
     let step_slots = steps::evaluate(now, spec, obs, &mut memory, capacity_slots, &mut reasons);
@@ -279,7 +288,10 @@ pub fn decide(
             ));
             drain.extend(chosen);
         } else if launch > 0 {
-            reasons.push(format!("pool {}: {current} → {target}, launching {launch}", p.name));
+            reasons.push(format!(
+                "pool {}: {current} → {target}, launching {launch}",
+                p.name
+            ));
         }
         pool_decisions.push(PoolDecision {
             pool: p.name.clone(),
@@ -299,11 +311,13 @@ pub fn decide(
         memory.last_scale_in_at = Some(now);
     }
 
-    let cap = allocation.cap.map(|(max_instances, needed_instances, why)| Cap {
-        max_instances,
-        needed_instances,
-        reason: why,
-    });
+    let cap = allocation
+        .cap
+        .map(|(max_instances, needed_instances, why)| Cap {
+            max_instances,
+            needed_instances,
+            reason: why,
+        });
 
     Decision {
         at: now,

@@ -46,8 +46,12 @@ fn latest(
 ) -> Option<ScheduledLimit> {
     let mut best: Option<ScheduledLimit> = None;
     for (action, schedule) in actions {
-        let Some(instances) = value(action) else { continue };
-        let Some(fired_at) = schedule.latest_at_or_before(t) else { continue };
+        let Some(instances) = value(action) else {
+            continue;
+        };
+        let Some(fired_at) = schedule.latest_at_or_before(t) else {
+            continue;
+        };
         if best.as_ref().is_none_or(|b| fired_at >= b.fired_at) {
             best = Some(ScheduledLimit {
                 instances,
@@ -60,7 +64,11 @@ fn latest(
 }
 
 /// The floor and ceiling in force at `now`, with the floor read `lead` ahead too.
-pub fn active_limits(actions: &[ScheduledAction], now: DateTime<Utc>, lead: Duration) -> ScheduledLimits {
+pub fn active_limits(
+    actions: &[ScheduledAction],
+    now: DateTime<Utc>,
+    lead: Duration,
+) -> ScheduledLimits {
     if actions.is_empty() {
         return ScheduledLimits::default();
     }
@@ -115,7 +123,10 @@ impl ScheduledLimits {
             }
         }
         if let Some(c) = &self.ceiling {
-            reasons.push(format!("scheduled ceiling {} from {}", c.instances, c.action));
+            reasons.push(format!(
+                "scheduled ceiling {} from {}",
+                c.instances, c.action
+            ));
         }
     }
 }

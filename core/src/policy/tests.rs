@@ -46,7 +46,13 @@ fn secs(s: i64) -> TimeDelta {
     TimeDelta::seconds(s)
 }
 
-fn inst(id: &str, pool: &str, state: InstanceState, launched: DateTime<Utc>, in_flight: u32) -> ObservedInstance {
+fn inst(
+    id: &str,
+    pool: &str,
+    state: InstanceState,
+    launched: DateTime<Utc>,
+    in_flight: u32,
+) -> ObservedInstance {
     ObservedInstance {
         record: InstanceRecord {
             id: id.into(),
@@ -68,7 +74,8 @@ fn apply_launches(obs: &mut Observation, d: &Decision, at: DateTime<Utc>) {
     for p in &d.pools {
         for n in 0..p.launch {
             let id = format!("{}-{}-{}", p.pool, at.timestamp(), n);
-            obs.instances.push(inst(&id, &p.pool, InstanceState::Booting, at, 0));
+            obs.instances
+                .push(inst(&id, &p.pool, InstanceState::Booting, at, 0));
         }
     }
     obs.instances
@@ -96,12 +103,30 @@ fn scale_from_zero_asks_for_the_whole_backlog_then_waits_for_boots() {
     // t=0: 3000 requests held at zero capacity. Horizon = 5m deadline − 90s lead = 210s,
     // so 3000 × 2s / 210s = 28.6 concurrency → 40.8 slots at 0.7: l4 is cheaper per slot
     // for small remainders, a10g per slot overall.
-    let mut obs = Observation { held: 3000, ..Default::default() };
+    let mut obs = Observation {
+        held: 3000,
+        ..Default::default()
+    };
     let d = decide(t0(), &spec, &obs, &mem);
-    assert!(d.launch_total() > 1, "asks for more than one instance: {:?}", d.reasons);
-    let slots: u32 = d.pools.iter().map(|p| p.launch * if p.pool == "a10g" { 8 } else { 4 }).sum();
-    assert!(f64::from(slots) >= 28.6 / 0.7, "{slots} slots cover the backlog");
-    assert!(d.reasons.iter().any(|r| r.contains("scale from zero")), "{:?}", d.reasons);
+    assert!(
+        d.launch_total() > 1,
+        "asks for more than one instance: {:?}",
+        d.reasons
+    );
+    let slots: u32 = d
+        .pools
+        .iter()
+        .map(|p| p.launch * if p.pool == "a10g" { 8 } else { 4 })
+        .sum();
+    assert!(
+        f64::from(slots) >= 28.6 / 0.7,
+        "{slots} slots cover the backlog"
+    );
+    assert!(
+        d.reasons.iter().any(|r| r.contains("scale from zero")),
+        "{:?}",
+        d.reasons
+    );
     apply_launches(&mut obs, &d, t0());
     mem = d.memory;
 
@@ -135,18 +160,35 @@ fn scale_in_is_stabilized_and_rate_limited() {
     let mut mem = PolicyMemory::default();
     let ready = |n: usize, in_flight: u32| -> Vec<ObservedInstance> {
         (0..n)
-            .map(|i| inst(&format!("a{i}"), "a10g", InstanceState::Ready, t0() - secs(3600), in_flight))
+            .map(|i| {
+                inst(
+                    &format!("a{i}"),
+                    "a10g",
+                    InstanceState::Ready,
+                    t0() - secs(3600),
+                    in_flight,
+                )
+            })
             .collect()
     };
     // t=0: 8 busy a10g, 44 in flight → 44/0.7 = 62.9 slots → 8 instances. Steady.
-    let obs = Observation { in_flight: 44, instances: ready(8, 5), ..Default::default() };
+    let obs = Observation {
+        in_flight: 44,
+        instances: ready(8, 5),
+        ..Default::default()
+    };
     let d = decide(t0(), &spec, &obs, &mem);
     assert_eq!(d.target_total(), 8, "{:?}", d.reasons);
     mem = d.memory;
 
     // t=+60s..+240s: demand drops to 1 in flight; the 5-minute stabilization window
     // still holds the t=0 recommendation → no scale-in.
-    let quiet = Observation { in_flight: 1, last_arrival_at: Some(t0() + secs(60)), instances: ready(8, 0), ..Default::default() };
+    let quiet = Observation {
+        in_flight: 1,
+        last_arrival_at: Some(t0() + secs(60)),
+        instances: ready(8, 0),
+        ..Default::default()
+    };
     for s in [60, 120, 240] {
         let d = decide(t0() + secs(s), &spec, &quiet, &mem);
         assert_eq!(d.target_total(), 8, "t=+{s}s: {:?}", d.reasons);
@@ -158,14 +200,28 @@ fn scale_in_is_stabilized_and_rate_limited() {
     let d = decide(t0() + secs(301), &spec, &quiet, &mem);
     assert_eq!(d.target_total(), 4, "{:?}", d.reasons);
     assert_eq!(d.drain.len(), 4);
-    assert!(d.reasons.iter().any(|r| r.contains("max_scale_down_rate")), "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.contains("max_scale_down_rate")),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
 fn scales_to_zero_only_after_the_idle_grace() {
     let spec = spec();
-    let one = vec![inst("a0", "a10g", InstanceState::Ready, t0() - secs(3600), 0)];
-    let idle = Observation { instances: one.clone(), last_arrival_at: Some(t0()), ..Default::default() };
+    let one = vec![inst(
+        "a0",
+        "a10g",
+        InstanceState::Ready,
+        t0() - secs(3600),
+        0,
+    )];
+    let idle = Observation {
+        instances: one.clone(),
+        last_arrival_at: Some(t0()),
+        ..Default::default()
+    };
     let mut mem = PolicyMemory::default();
     // t=0..+4m59s: idle but within the 5m grace → keep one instance.
     for s in [0, 60, 299] {
@@ -179,11 +235,24 @@ fn scales_to_zero_only_after_the_idle_grace() {
     assert_eq!(d.drain, ["a0"]);
 
     // The same moment with one request in flight → never zero.
-    let busy = Observation { in_flight: 1, instances: vec![inst("a0", "a10g", InstanceState::Ready, t0() - secs(3600), 1)], ..idle.clone() };
+    let busy = Observation {
+        in_flight: 1,
+        instances: vec![inst(
+            "a0",
+            "a10g",
+            InstanceState::Ready,
+            t0() - secs(3600),
+            1,
+        )],
+        ..idle.clone()
+    };
     let d = decide(t0() + secs(300), &spec, &busy, &mem);
     assert_eq!(d.target_total(), 1, "{:?}", d.reasons);
     // …or with one queued.
-    let queued = Observation { queue_depth: 1, ..idle };
+    let queued = Observation {
+        queue_depth: 1,
+        ..idle
+    };
     let d = decide(t0() + secs(300), &spec, &queued, &mem);
     assert_eq!(d.target_total(), 1, "{:?}", d.reasons);
 }
@@ -198,8 +267,19 @@ fn step_rule_fires_after_sustained_breach_and_cools_down() {
         add: 2,
         cooldown: HumanDuration::from_secs(600),
     });
-    let ready = vec![inst("a0", "a10g", InstanceState::Ready, t0() - secs(3600), 2)];
-    let hot = Observation { in_flight: 2, gpu_utilization: Some(0.9), instances: ready.clone(), ..Default::default() };
+    let ready = vec![inst(
+        "a0",
+        "a10g",
+        InstanceState::Ready,
+        t0() - secs(3600),
+        2,
+    )];
+    let hot = Observation {
+        in_flight: 2,
+        gpu_utilization: Some(0.9),
+        instances: ready.clone(),
+        ..Default::default()
+    };
     let mut mem = PolicyMemory::default();
     // t=0: breach starts → nothing yet.
     let d = decide(t0(), &spec, &hot, &mem);
@@ -216,12 +296,27 @@ fn step_rule_fires_after_sustained_breach_and_cools_down() {
     mem = d.memory;
     // t=+6m, capacity now 3 (two booting): in cooldown → no more.
     let mut three = hot.clone();
-    three.instances.push(inst("b1", "a10g", InstanceState::Booting, t0() + secs(300), 0));
-    three.instances.push(inst("b2", "a10g", InstanceState::Booting, t0() + secs(300), 0));
+    three.instances.push(inst(
+        "b1",
+        "a10g",
+        InstanceState::Booting,
+        t0() + secs(300),
+        0,
+    ));
+    three.instances.push(inst(
+        "b2",
+        "a10g",
+        InstanceState::Booting,
+        t0() + secs(300),
+        0,
+    ));
     let d = decide(t0() + secs(360), &spec, &three, &mem);
     assert_eq!(d.launch_total(), 0, "{:?}", d.reasons);
     // A cool GPU resets the breach.
-    let cool = Observation { gpu_utilization: Some(0.5), ..three };
+    let cool = Observation {
+        gpu_utilization: Some(0.5),
+        ..three
+    };
     let d = decide(t0() + secs(420), &spec, &cool, &d.memory);
     assert!(d.memory.steps.values().all(|s| s.breach_since.is_none()));
 }
@@ -230,17 +325,36 @@ fn step_rule_fires_after_sustained_breach_and_cools_down() {
 fn burst_mode_follows_the_short_window_and_holds() {
     let spec = spec();
     let mut mem = PolicyMemory::default();
-    let ready = vec![inst("a0", "a10g", InstanceState::Ready, t0() - secs(3600), 2)];
+    let ready = vec![inst(
+        "a0",
+        "a10g",
+        InstanceState::Ready,
+        t0() - secs(3600),
+        2,
+    )];
     // t=0..+50s: a steady 2 in flight on one instance, sampled every 10s.
-    let calm = Observation { in_flight: 2, instances: ready.clone(), ..Default::default() };
+    let calm = Observation {
+        in_flight: 2,
+        instances: ready.clone(),
+        ..Default::default()
+    };
     for s in (0..=50).step_by(10) {
         mem = decide(t0() + secs(s), &spec, &calm, &mem).memory;
     }
     // t=+60s: 40 in flight (the instance is oversubscribed) and 3000 queued. The 60s
     // mean is diluted by the calm samples; the 6s burst window is not → burst mode.
-    let burst = Observation { in_flight: 40, queue_depth: 3000, instances: ready.clone(), ..Default::default() };
+    let burst = Observation {
+        in_flight: 40,
+        queue_depth: 3000,
+        instances: ready.clone(),
+        ..Default::default()
+    };
     let d = decide(t0() + secs(60), &spec, &burst, &mem);
-    assert!(d.reasons.iter().any(|r| r.starts_with("burst")), "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.starts_with("burst")),
+        "{:?}",
+        d.reasons
+    );
     assert!(d.target_total() >= 8, "{:?}", d.reasons);
     assert!(d.memory.panic_until.is_some());
 }
@@ -250,12 +364,23 @@ fn unhealthy_and_timed_out_instances_are_replaced_never_killed_busy() {
     let spec = spec();
     let mut sick = inst("sick", "a10g", InstanceState::Ready, t0() - secs(3600), 3);
     sick.record.failures = 3;
-    let mut sick_idle = inst("sick-idle", "a10g", InstanceState::Ready, t0() - secs(3600), 0);
+    let mut sick_idle = inst(
+        "sick-idle",
+        "a10g",
+        InstanceState::Ready,
+        t0() - secs(3600),
+        0,
+    );
     sick_idle.record.state = InstanceState::Unhealthy;
     let stuck = inst("stuck", "a10g", InstanceState::Booting, t0() - secs(601), 0);
     let obs = Observation {
         in_flight: 6,
-        instances: vec![sick, sick_idle, stuck, inst("ok", "a10g", InstanceState::Ready, t0() - secs(3600), 3)],
+        instances: vec![
+            sick,
+            sick_idle,
+            stuck,
+            inst("ok", "a10g", InstanceState::Ready, t0() - secs(3600), 3),
+        ],
         ..Default::default()
     };
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
@@ -274,7 +399,11 @@ fn draining_stops_when_empty_or_after_the_drain_timeout() {
     empty.record.draining_since = Some(t0() - secs(1));
     let mut late = inst("late", "a10g", InstanceState::Draining, t0(), 5);
     late.record.draining_since = Some(t0() - secs(120));
-    let obs = Observation { in_flight: 7, instances: vec![busy, empty, late], ..Default::default() };
+    let obs = Observation {
+        in_flight: 7,
+        instances: vec![busy, empty, late],
+        ..Default::default()
+    };
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
     assert_eq!(d.terminate, ["empty", "late"], "{:?}", d.reasons);
 }
@@ -282,8 +411,7 @@ fn draining_stops_when_empty_or_after_the_drain_timeout() {
 #[test]
 fn scale_in_drains_the_fewest_in_flight_first() {
     let spec = spec();
-    let mut mem = PolicyMemory::default();
-    mem.idle_since = None;
+    let mem = PolicyMemory::default();
     let obs = Observation {
         in_flight: 9,
         instances: vec![
@@ -303,19 +431,30 @@ fn scale_in_drains_the_fewest_in_flight_first() {
 #[test]
 fn demand_beyond_max_is_capped_and_says_why() {
     let spec = spec();
-    let obs = Observation { in_flight: 1000, instances: vec![inst("a", "a10g", InstanceState::Ready, t0(), 8)], ..Default::default() };
+    let obs = Observation {
+        in_flight: 1000,
+        instances: vec![inst("a", "a10g", InstanceState::Ready, t0(), 8)],
+        ..Default::default()
+    };
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
     assert_eq!(d.target_total(), 14, "all of both pools: {:?}", d.reasons);
     let cap = d.cap.expect("a cap");
     assert_eq!(cap.max_instances, 14);
     assert!(cap.needed_instances > 14);
-    assert!(d.reasons.iter().any(|r| r.contains("capped at 14")), "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.contains("capped at 14")),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
 fn unavailable_pool_shifts_launches_to_the_other() {
     let spec = spec();
-    let mut obs = Observation { in_flight: 20, ..Default::default() };
+    let mut obs = Observation {
+        in_flight: 20,
+        ..Default::default()
+    };
     obs.unavailable_pools.insert("l4".into(), t0() + secs(60));
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
     let l4 = d.pools.iter().find(|p| p.pool == "l4").unwrap();
@@ -333,8 +472,12 @@ fn boot_lead_time_is_the_p90_of_recent_boots() {
         (1..=10).map(|s| Duration::from_secs(s * 10)).collect(),
     );
     assert_eq!(boot_lead_time(&spec, &obs, "a10g"), Duration::from_secs(90));
-    obs.recent_boot_times.insert("a10g".into(), vec![Duration::from_secs(200)]);
-    assert_eq!(boot_lead_time(&spec, &obs, "a10g"), Duration::from_secs(200));
+    obs.recent_boot_times
+        .insert("a10g".into(), vec![Duration::from_secs(200)]);
+    assert_eq!(
+        boot_lead_time(&spec, &obs, "a10g"),
+        Duration::from_secs(200)
+    );
 }
 
 #[test]
@@ -354,7 +497,11 @@ fn scheduled_floor_starts_one_lead_time_early() {
     // 08:58:30: within one lead time → launch the floor of 2 now.
     let d = decide(nine - secs(90), &spec, &idle, &PolicyMemory::default());
     assert_eq!(d.target_total(), 2, "{:?}", d.reasons);
-    assert!(d.reasons.iter().any(|r| r.contains("ahead")), "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.contains("ahead")),
+        "{:?}",
+        d.reasons
+    );
     // 18:00: the closing action lowers the floor to 0 (and idle lets it go).
     let six = Utc.with_ymd_and_hms(2026, 3, 2, 18, 0, 0).unwrap();
     let d = decide(six, &spec, &idle, &PolicyMemory::default());
@@ -376,18 +523,25 @@ fn arb_state() -> impl Strategy<Value = InstanceState> {
 }
 
 fn arb_instance(i: usize) -> impl Strategy<Value = ObservedInstance> {
-    (arb_state(), prop::bool::ANY, 0i64..2000, 0i64..300, 0u32..12, 0u32..5).prop_map(
-        move |(state, big, age, drain_age, in_flight, failures)| {
+    (
+        arb_state(),
+        prop::bool::ANY,
+        0i64..2000,
+        0i64..300,
+        0u32..12,
+        0u32..5,
+    )
+        .prop_map(move |(state, big, age, drain_age, in_flight, failures)| {
             let pool = if big { "a10g" } else { "l4" };
             let mut o = inst(&format!("i{i}"), pool, state, t0() - secs(age), in_flight);
-            o.record.draining_since = (state == InstanceState::Draining).then(|| t0() - secs(drain_age));
+            o.record.draining_since =
+                (state == InstanceState::Draining).then(|| t0() - secs(drain_age));
             o.record.failures = failures;
             if state.is_booting() {
                 o.in_flight = 0;
             }
             o
-        },
-    )
+        })
 }
 
 fn arb_observation() -> impl Strategy<Value = Observation> {
@@ -426,8 +580,16 @@ fn arb_observation() -> impl Strategy<Value = Observation> {
 }
 
 fn arb_spec() -> impl Strategy<Value = Deployment> {
-    (0u32..3, 1u32..10, 0u32..2, 1u32..5, 0.1f64..=1.0, 1.1f64..4.0, prop::bool::ANY).prop_map(
-        |(min_a, extra_a, min_b, extra_b, util, rate, step)| {
+    (
+        0u32..3,
+        1u32..10,
+        0u32..2,
+        1u32..5,
+        0.1f64..=1.0,
+        1.1f64..4.0,
+        prop::bool::ANY,
+    )
+        .prop_map(|(min_a, extra_a, min_b, extra_b, util, rate, step)| {
             let mut s = spec();
             s.pools[0].min_instances = min_a;
             s.pools[0].max_instances = min_a + extra_a;
@@ -445,8 +607,7 @@ fn arb_spec() -> impl Strategy<Value = Deployment> {
                 });
             }
             s
-        },
-    )
+        })
 }
 
 proptest! {
