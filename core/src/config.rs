@@ -27,6 +27,33 @@ use crate::schedule::{Schedule, ScheduleError};
 pub struct Config {
     #[serde(rename = "deployments")]
     pub deployments: Vec<Deployment>,
+    /// How the queue worker uses RabbitMQ. Optional; every field has a default.
+    #[serde(default)]
+    pub broker: BrokerSettings,
+}
+
+/// RabbitMQ settings of the queue worker. The broker's URL is not here: it comes from
+/// the environment (`SCALE0_AMQP_URL`), so no secret lives in a config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BrokerSettings {
+    /// Declare request queues as quorum queues (replicated) instead of classic ones.
+    /// Quorum queues on RabbitMQ before 4.0 have no `x-max-priority`; the worker still
+    /// orders what it holds by priority.
+    pub quorum_queues: bool,
+    /// The broker's `consumer_timeout`: RabbitMQ closes a channel that holds a delivery
+    /// unacked longer (30 minutes by default). Request deadlines must be shorter, and
+    /// the worker answers any request it has held this long minus 30 s as `expired`.
+    pub consumer_timeout: HumanDuration,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        BrokerSettings {
+            quorum_queues: false,
+            consumer_timeout: HumanDuration::from_secs(30 * 60),
+        }
+    }
 }
 
 /// One model served from one queue, on one or more pools of instances.
@@ -313,6 +340,7 @@ impl Config {
             }
             validate_deployment(&mut v, &at, d);
         }
+        validate_broker(&mut v, &self.broker, &self.deployments);
         if v.errors.is_empty() {
             Ok(())
         } else {
@@ -474,6 +502,29 @@ fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
             v.err(
                 format!("{sat}.end"),
                 format!("{end} is not after start {start}"),
+            );
+        }
+    }
+}
+
+fn validate_broker(v: &mut Validator, b: &BrokerSettings, deployments: &[Deployment]) {
+    // The worker keeps 30 s of the consumer timeout to answer before the broker acts.
+    if b.consumer_timeout < HumanDuration::from_secs(60) {
+        v.err(
+            "broker.consumer_timeout",
+            format!("{} must be at least 1m", b.consumer_timeout),
+        );
+        return;
+    }
+    for d in deployments {
+        if d.request_deadline.0 + std::time::Duration::from_secs(30) > b.consumer_timeout.0 {
+            v.err(
+                format!("deployments[{}].request_deadline", d.name),
+                format!(
+                    "{} must be at least 30s shorter than broker.consumer_timeout {} \
+                     (RabbitMQ closes a channel that holds a delivery unacked longer)",
+                    d.request_deadline, b.consumer_timeout
+                ),
             );
         }
     }
@@ -720,6 +771,35 @@ mod tests {
                 "{name}: expected an error on {field}, got {errors:?}"
             );
         }
+    }
+
+    #[test]
+    fn broker_settings_default_and_bound_the_deadline() {
+        let c = Config::load(MINIMAL).unwrap();
+        assert_eq!(c.broker, BrokerSettings::default());
+        let quorum = Config::load(&format!("{MINIMAL}\n[broker]\nquorum_queues = true\n")).unwrap();
+        assert!(quorum.broker.quorum_queues);
+        let long = MINIMAL.replace(
+            "name = \"chat\"",
+            "name = \"chat\"\nrequest_deadline = \"45m\"",
+        );
+        let Err(LoadError::Invalid(ValidationErrors(errors))) = Config::load(&long) else {
+            panic!("a deadline over the consumer timeout must be refused");
+        };
+        assert_eq!(errors[0].field, "deployments[chat].request_deadline");
+        assert!(
+            errors[0].message.contains("consumer_timeout 30m"),
+            "{}",
+            errors[0]
+        );
+        let raised = format!("{long}\n[broker]\nconsumer_timeout = \"1h\"\n");
+        assert!(Config::load(&raised).is_ok());
+        let tiny = format!("{MINIMAL}\n[broker]\nconsumer_timeout = \"10s\"\n");
+        let Err(LoadError::Invalid(ValidationErrors(errors))) = Config::load(&tiny) else {
+            panic!("a consumer timeout under a minute must be refused");
+        };
+        assert_eq!(errors[0].field, "broker.consumer_timeout");
+        assert!(Config::from_toml_str(&format!("{MINIMAL}\n[broker]\nquorum = true\n")).is_err());
     }
 
     #[test]

@@ -18,6 +18,23 @@ pub const DEAD_LETTER_EXCHANGE: &str = "scale0.dead";
 pub const DEAD_LETTER_QUEUE: &str = "scale0.dead";
 /// Queue of control events from workers to the scaler.
 pub const CONTROL_QUEUE: &str = "scale0.control";
+/// Topic exchange workers publish control events to, routing key
+/// [`control_routing_key`]. It is bound to [`CONTROL_QUEUE`] with `#`, so the queue
+/// receives every event, and an observer (a test, a dashboard) can bind a queue of its
+/// own to one deployment's events without taking them from the scaler.
+pub const CONTROL_EXCHANGE: &str = "scale0.control";
+/// Alternate exchange of [`REQUESTS_EXCHANGE`] (fanout): a request whose routing key
+/// names no deployment lands in [`UNROUTED_QUEUE`], where a worker dead-letters it
+/// with the reason `unknown deployment`, instead of the broker dropping it.
+pub const UNROUTED_EXCHANGE: &str = "scale0.unrouted";
+pub const UNROUTED_QUEUE: &str = "scale0.unrouted";
+/// Highest request priority; request queues are declared with `x-max-priority` 9.
+pub const MAX_PRIORITY: u8 = 9;
+
+/// Routing key of a control event on [`CONTROL_EXCHANGE`]: `<deployment>.<type>`.
+pub fn control_routing_key(deployment: &str, kind: &str) -> String {
+    format!("{deployment}.{kind}")
+}
 
 /// The queue holding one deployment's requests.
 pub fn request_queue(deployment: &str) -> String {

@@ -19,7 +19,9 @@
 //!   zones, and the scheduled floors and ceilings active at an instant.
 //! - [`policy`]: `decide()` and the parts it composes.
 //! - [`contract`]: the types every side of the wire shares.
+//! - [`admission`]: the queue worker's shedding rules and wait estimate.
 
+pub mod admission;
 pub mod config;
 pub mod contract;
 pub mod duration;

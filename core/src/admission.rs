@@ -1,0 +1,317 @@
+//! Admission: how long a held request would wait, and which held requests to shed.
+//!
+//! The queue worker holds requests while no slot is free. Holding is only kind when
+//! capacity can come in time; otherwise the producer is better served by an explicit
+//! `shed` with `retry-after` at once than by an `expired` at its deadline. The worker
+//! sheds, lowest priority first:
+//!
+//! 1. when it holds more than `max_held_requests` ([`over_limit`]);
+//! 2. when a request's estimated wait exceeds what is left of its deadline
+//!    ([`estimated_wait`]);
+//! 3. when the control plane records a cap that keeps capacity from coming (the cap
+//!    bounds the capacity [`Capacity::projected`] counts on, so a cap of zero
+//!    instances at zero capacity makes every wait infinite).
+//!
+//! Pure: time is passed in as durations; the worker reads the clock.
+//!
+//! ## The wait model
+//!
+//! Capacity is a step function of time: the slots of ready instances now, plus the
+//! slots of each booting instance from its expected remaining boot time on. When
+//! nothing is ready or booting, the scaler is expected to start what the deployment
+//! may have (every pool's `max_instances`, bounded by a cap) one boot time from now —
+//! at zero, `decide` asks for the whole need at once. Requests are served in order at
+//! `slots / service_time` per second. A request with `ahead` requests before it (in
+//! flight or held with higher priority, or earlier at the same priority) starts once
+//! `served(t) ≥ ahead − slots(t) + 1`. This is the issue's "backlog over ready and
+//! booting capacity plus the remaining boot time", made exact for step capacity.
+//!
+//! With several workers on one queue, each holds a share of the backlog and competes
+//! for the same slots; [`Capacity::share`] scales the slots to this worker's share.
+
+use std::time::Duration;
+
+/// Instances on their way: their slots and expected remaining boot time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Booting {
+    pub slots: u32,
+    /// Expected time until ready; zero when overdue ("any moment now").
+    pub remaining: Duration,
+}
+
+/// What can serve a deployment's requests, now and soon.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Capacity {
+    /// Slots on ready instances that take requests.
+    pub ready_slots: u32,
+    pub booting: Vec<Booting>,
+    /// Used only when nothing is ready or booting: slots the scaler is expected to
+    /// start, and when they will be ready. Zero slots means none can come (a cap of
+    /// zero instances).
+    pub projected: Booting,
+    /// This worker's share of the slots, in (0, 1]: its held requests over all
+    /// workers' held requests.
+    pub share: f64,
+    /// Mean time one request occupies a slot.
+    pub service_time: Duration,
+}
+
+impl Capacity {
+    /// Capacity steps `(from, slots)` in time order, starting at zero.
+    fn steps(&self) -> Vec<(Duration, f64)> {
+        let share = if self.share.is_finite() && self.share > 0.0 {
+            self.share.min(1.0)
+        } else {
+            1.0
+        };
+        let mut arrivals: Vec<Booting> = if self.ready_slots == 0 && self.booting.is_empty() {
+            vec![self.projected]
+        } else {
+            self.booting.clone()
+        };
+        arrivals.sort_by_key(|b| b.remaining);
+        let mut steps = vec![(Duration::ZERO, f64::from(self.ready_slots) * share)];
+        for b in arrivals.into_iter().filter(|b| b.slots > 0) {
+            let slots = steps.last().map_or(0.0, |s| s.1) + f64::from(b.slots) * share;
+            if steps.last().is_some_and(|s| s.0 == b.remaining) {
+                steps.last_mut().expect("not empty").1 = slots;
+            } else {
+                steps.push((b.remaining, slots));
+            }
+        }
+        steps
+    }
+
+    /// Whether any capacity exists or can come.
+    pub fn can_serve(&self) -> bool {
+        self.steps().iter().any(|s| s.1 > 0.0)
+    }
+}
+
+/// When a request with `ahead` requests before it would start, or `None` if no
+/// capacity can ever take it.
+pub fn estimated_wait(ahead: u64, capacity: &Capacity) -> Option<Duration> {
+    let service = capacity.service_time.as_secs_f64().max(1e-6);
+    let steps = capacity.steps();
+    let ahead = ahead as f64;
+    // `served` = requests finished by the start of the current segment.
+    let mut served = 0.0;
+    for (i, &(from, slots)) in steps.iter().enumerate() {
+        if slots <= 0.0 {
+            continue;
+        }
+        // It starts when served + slots > ahead, i.e. served(t) ≥ ahead − slots + 1,
+        // with served growing at slots / service within the segment.
+        let need = (ahead - slots + 1.0).max(0.0);
+        let until = steps.get(i + 1).map(|s| s.0);
+        if served >= need {
+            return Some(from);
+        }
+        let t = (need - served) * service / slots;
+        let at = from.as_secs_f64() + t;
+        match until {
+            Some(end) if at > end.as_secs_f64() => {
+                served += (end - from).as_secs_f64() * slots / service;
+            }
+            _ => return Some(Duration::from_secs_f64(at)),
+        }
+    }
+    None
+}
+
+/// How many held requests to shed so at most `limit` remain.
+pub fn over_limit(held: usize, limit: u32) -> usize {
+    held.saturating_sub(limit as usize)
+}
+
+/// Seconds a shed producer should wait before retrying: the estimated time until the
+/// worker's whole backlog (`backlog` requests) is served, at least 1 s and at most
+/// 10 minutes; 60 s when no capacity can come (the scaler re-decides a cap at least
+/// that often).
+pub fn retry_after(backlog: u64, capacity: &Capacity) -> u64 {
+    match estimated_wait(backlog, capacity) {
+        Some(w) => (w.as_secs_f64().ceil() as u64).clamp(1, 600),
+        None => 60,
+    }
+}
+
+/// Why a request is shed; the reply's `x-scale0-reason`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShedReason {
+    /// The worker holds more than `max_held_requests`.
+    HeldLimit { limit: u32 },
+    /// The estimated wait exceeds the remaining deadline.
+    Wait { wait: Duration, remaining: Duration },
+    /// No capacity can come: a cap (with the scaler's reason) or nothing to launch.
+    NoCapacity { cap_reason: Option<String> },
+}
+
+impl std::fmt::Display for ShedReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ShedReason::HeldLimit { limit } => {
+                write!(f, "held requests over max_held_requests {limit}")
+            }
+            ShedReason::Wait { wait, remaining } => write!(
+                f,
+                "estimated wait {:.1}s exceeds the remaining deadline {:.1}s",
+                wait.as_secs_f64(),
+                remaining.as_secs_f64()
+            ),
+            ShedReason::NoCapacity {
+                cap_reason: Some(r),
+            } => write!(f, "no capacity can come: capped ({r})"),
+            ShedReason::NoCapacity { cap_reason: None } => f.write_str("no capacity can come"),
+        }
+    }
+}
+
+/// Whether a request with `ahead` requests before it and `remaining` left of its
+/// deadline should be shed; `None` to keep holding it.
+pub fn shed_for_wait(
+    ahead: u64,
+    remaining: Duration,
+    capacity: &Capacity,
+    cap_reason: Option<&str>,
+) -> Option<ShedReason> {
+    match estimated_wait(ahead, capacity) {
+        None => Some(ShedReason::NoCapacity {
+            cap_reason: cap_reason.map(str::to_string),
+        }),
+        Some(wait) if wait > remaining => Some(ShedReason::Wait { wait, remaining }),
+        Some(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    fn capacity(ready: u32, booting: &[(u32, f64)]) -> Capacity {
+        Capacity {
+            ready_slots: ready,
+            booting: booting
+                .iter()
+                .map(|&(slots, r)| Booting {
+                    slots,
+                    remaining: secs(r),
+                })
+                .collect(),
+            projected: Booting {
+                slots: 8,
+                remaining: secs(90.0),
+            },
+            share: 1.0,
+            service_time: secs(1.0),
+        }
+    }
+
+    fn wait(ahead: u64, c: &Capacity) -> f64 {
+        estimated_wait(ahead, c).unwrap().as_secs_f64()
+    }
+
+    #[test]
+    fn free_slots_mean_no_wait() {
+        let c = capacity(4, &[]);
+        for ahead in 0..4 {
+            assert_eq!(wait(ahead, &c), 0.0, "ahead {ahead}");
+        }
+        // The fifth waits for one of four slots: 1 s service / 4 slots.
+        assert!((wait(4, &c) - 0.25).abs() < 1e-9);
+        // 40 ahead on 4 slots: 37 must finish first at 4/s.
+        assert!((wait(40, &c) - 9.25).abs() < 1e-9);
+    }
+
+    #[test]
+    fn at_zero_the_boot_time_comes_first() {
+        // One instance of 2 slots booting, 3 s left.
+        let c = capacity(0, &[(2, 3.0)]);
+        assert_eq!(wait(0, &c), 3.0);
+        assert_eq!(wait(1, &c), 3.0);
+        // The third waits a service time after the boot.
+        assert!((wait(2, &c) - 3.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn later_boots_add_capacity_part_way() {
+        // 1 ready slot now, 3 more slots in 2 s; service 1 s.
+        let c = capacity(1, &[(3, 2.0)]);
+        // By t=2, 2 requests are served; then 4 slots at 4/s.
+        // ahead=10: need 10-4+1 = 7 served: 2 by t=2, 5 more at 4/s → 3.25 s.
+        assert!((wait(10, &c) - 3.25).abs() < 1e-9);
+        // ahead=1 needs 1 served: at 1 s, before the boot.
+        assert!((wait(1, &c) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn overdue_boots_count_as_now() {
+        let c = capacity(0, &[(4, 0.0)]);
+        assert_eq!(wait(3, &c), 0.0);
+    }
+
+    #[test]
+    fn nothing_ready_or_booting_uses_the_projection() {
+        let c = capacity(0, &[]);
+        assert_eq!(wait(0, &c), 90.0);
+        let mut capped = c.clone();
+        capped.projected.slots = 0;
+        assert_eq!(estimated_wait(0, &capped), None);
+        assert!(!capped.can_serve());
+        assert!(c.can_serve());
+    }
+
+    #[test]
+    fn a_share_of_the_slots_waits_longer() {
+        let mut c = capacity(4, &[]);
+        c.share = 0.5;
+        // 2 effective slots: the third waits half a service time.
+        assert_eq!(wait(1, &c), 0.0);
+        assert!((wait(2, &c) - 0.5).abs() < 1e-9);
+        c.share = f64::NAN;
+        assert_eq!(wait(3, &c), 0.0);
+    }
+
+    #[test]
+    fn shedding_rules() {
+        let c = capacity(0, &[(2, 3.0)]);
+        // 3 s boot against a 10 s deadline: hold.
+        assert_eq!(shed_for_wait(0, secs(10.0), &c, None), None);
+        // Against a 2 s deadline: shed, naming both.
+        let r = shed_for_wait(0, secs(2.0), &c, None).unwrap();
+        assert_eq!(
+            r.to_string(),
+            "estimated wait 3.0s exceeds the remaining deadline 2.0s"
+        );
+        // Far back in the line: 2 slots at 2/s, 30 ahead → 3 + 14.5 s.
+        assert!(matches!(
+            shed_for_wait(30, secs(10.0), &c, None),
+            Some(ShedReason::Wait { .. })
+        ));
+        // A cap of zero at zero capacity: nothing can come.
+        let mut capped = capacity(0, &[]);
+        capped.projected.slots = 0;
+        let r = shed_for_wait(0, secs(300.0), &capped, Some("budget exhausted")).unwrap();
+        assert_eq!(
+            r.to_string(),
+            "no capacity can come: capped (budget exhausted)"
+        );
+    }
+
+    #[test]
+    fn limits_and_retry_after() {
+        assert_eq!(over_limit(10, 4), 6);
+        assert_eq!(over_limit(3, 4), 0);
+        let c = capacity(2, &[]);
+        // 100 held on 2 slots at 1 s: about 49.5 s.
+        assert_eq!(retry_after(100, &c), 50);
+        assert_eq!(retry_after(0, &c), 1);
+        assert_eq!(retry_after(1_000_000, &c), 600);
+        let mut capped = capacity(0, &[]);
+        capped.projected.slots = 0;
+        assert_eq!(retry_after(5, &capped), 60);
+    }
+}
