@@ -88,35 +88,82 @@ impl Capacity {
     }
 }
 
+/// The wait model of one [`Capacity`], computed once and asked many times (the
+/// worker walks every held request in order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimator {
+    steps: Vec<(Duration, f64)>,
+    service_secs: f64,
+}
+
+impl Estimator {
+    pub fn new(capacity: &Capacity) -> Self {
+        Estimator {
+            steps: capacity.steps(),
+            service_secs: capacity.service_time.as_secs_f64().max(1e-6),
+        }
+    }
+
+    /// When a request with `ahead` requests before it would start, or `None` if no
+    /// capacity can ever take it.
+    pub fn wait(&self, ahead: u64) -> Option<Duration> {
+        let service = self.service_secs;
+        let ahead = ahead as f64;
+        // `served` = requests finished by the start of the current segment.
+        let mut served = 0.0;
+        for (i, &(from, slots)) in self.steps.iter().enumerate() {
+            if slots <= 0.0 {
+                continue;
+            }
+            // It starts when served + slots > ahead, i.e. served(t) ≥ ahead − slots + 1,
+            // with served growing at slots / service within the segment.
+            let need = (ahead - slots + 1.0).max(0.0);
+            if served >= need {
+                return Some(from);
+            }
+            let at = from.as_secs_f64() + (need - served) * service / slots;
+            match self.steps.get(i + 1).map(|s| s.0) {
+                Some(end) if at > end.as_secs_f64() => {
+                    served += (end - from).as_secs_f64() * slots / service;
+                }
+                _ => return Some(Duration::from_secs_f64(at)),
+            }
+        }
+        None
+    }
+
+    /// Whether a request with `ahead` requests before it and `remaining` left of its
+    /// deadline should be shed; `None` to keep holding it.
+    pub fn shed(
+        &self,
+        ahead: u64,
+        remaining: Duration,
+        cap_reason: Option<&str>,
+    ) -> Option<ShedReason> {
+        match self.wait(ahead) {
+            None => Some(ShedReason::NoCapacity {
+                cap_reason: cap_reason.map(str::to_string),
+            }),
+            Some(wait) if wait > remaining => Some(ShedReason::Wait { wait, remaining }),
+            Some(_) => None,
+        }
+    }
+
+    /// Seconds a shed producer should wait before retrying: the estimated time until
+    /// a backlog of `backlog` requests is served, at least 1 s and at most 10 minutes;
+    /// 60 s when no capacity can come (the scaler re-decides a cap at least that often).
+    pub fn retry_after(&self, backlog: u64) -> u64 {
+        match self.wait(backlog) {
+            Some(w) => (w.as_secs_f64().ceil() as u64).clamp(1, 600),
+            None => 60,
+        }
+    }
+}
+
 /// When a request with `ahead` requests before it would start, or `None` if no
 /// capacity can ever take it.
 pub fn estimated_wait(ahead: u64, capacity: &Capacity) -> Option<Duration> {
-    let service = capacity.service_time.as_secs_f64().max(1e-6);
-    let steps = capacity.steps();
-    let ahead = ahead as f64;
-    // `served` = requests finished by the start of the current segment.
-    let mut served = 0.0;
-    for (i, &(from, slots)) in steps.iter().enumerate() {
-        if slots <= 0.0 {
-            continue;
-        }
-        // It starts when served + slots > ahead, i.e. served(t) ≥ ahead − slots + 1,
-        // with served growing at slots / service within the segment.
-        let need = (ahead - slots + 1.0).max(0.0);
-        let until = steps.get(i + 1).map(|s| s.0);
-        if served >= need {
-            return Some(from);
-        }
-        let t = (need - served) * service / slots;
-        let at = from.as_secs_f64() + t;
-        match until {
-            Some(end) if at > end.as_secs_f64() => {
-                served += (end - from).as_secs_f64() * slots / service;
-            }
-            _ => return Some(Duration::from_secs_f64(at)),
-        }
-    }
-    None
+    Estimator::new(capacity).wait(ahead)
 }
 
 /// How many held requests to shed so at most `limit` remain.
@@ -124,15 +171,9 @@ pub fn over_limit(held: usize, limit: u32) -> usize {
     held.saturating_sub(limit as usize)
 }
 
-/// Seconds a shed producer should wait before retrying: the estimated time until the
-/// worker's whole backlog (`backlog` requests) is served, at least 1 s and at most
-/// 10 minutes; 60 s when no capacity can come (the scaler re-decides a cap at least
-/// that often).
+/// See [`Estimator::retry_after`].
 pub fn retry_after(backlog: u64, capacity: &Capacity) -> u64 {
-    match estimated_wait(backlog, capacity) {
-        Some(w) => (w.as_secs_f64().ceil() as u64).clamp(1, 600),
-        None => 60,
-    }
+    Estimator::new(capacity).retry_after(backlog)
 }
 
 /// Why a request is shed; the reply's `x-scale0-reason`.
@@ -166,21 +207,14 @@ impl std::fmt::Display for ShedReason {
     }
 }
 
-/// Whether a request with `ahead` requests before it and `remaining` left of its
-/// deadline should be shed; `None` to keep holding it.
+/// See [`Estimator::shed`].
 pub fn shed_for_wait(
     ahead: u64,
     remaining: Duration,
     capacity: &Capacity,
     cap_reason: Option<&str>,
 ) -> Option<ShedReason> {
-    match estimated_wait(ahead, capacity) {
-        None => Some(ShedReason::NoCapacity {
-            cap_reason: cap_reason.map(str::to_string),
-        }),
-        Some(wait) if wait > remaining => Some(ShedReason::Wait { wait, remaining }),
-        Some(_) => None,
-    }
+    Estimator::new(capacity).shed(ahead, remaining, cap_reason)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! | [`dedupe`] | `event:<id>`, `done:<message id>` | both | both |
 //! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
 //! | [`signals`] | `cap`, `unavailable`, `activation` | scaler, worker | worker, scaler |
+//! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
 //!
 //! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
 //!
@@ -30,6 +31,7 @@ pub mod keys;
 pub mod registry;
 pub mod signals;
 pub mod slots;
+pub mod worker;
 
 mod observe;
 

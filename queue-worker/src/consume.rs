@@ -1,0 +1,286 @@
+//! Consumers: one channel per deployment queue (its own prefetch) plus one on
+//! `scale0.unrouted`. Each delivery is read into a request and handed to its
+//! deployment's actor, or dead-lettered with the reason it cannot be answered.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use chrono::Utc;
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel};
+use scale0_core::contract::{UNROUTED_QUEUE, request_queue};
+use tokio::sync::mpsc;
+
+use crate::broker::{self, Live};
+use crate::deployment::{Ctx, Handle, Msg};
+use crate::reply::{self, Reply};
+use crate::request::{self, Invalid};
+
+/// A running consumer, to cancel on shutdown.
+#[derive(Debug)]
+pub struct Consumer {
+    pub channel: Channel,
+    pub tag: String,
+}
+
+impl Consumer {
+    pub async fn cancel(&self) {
+        let _ = self
+            .channel
+            .basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default())
+            .await;
+    }
+}
+
+/// Why a consumer stopped: the supervisor treats it as a lost connection unless it
+/// cancelled the consumer itself.
+#[derive(Debug)]
+pub struct Ended {
+    pub epoch: u64,
+    pub queue: String,
+    pub error: Option<String>,
+}
+
+/// Start every consumer on `live`.
+pub async fn start(
+    live: &Arc<Live>,
+    deployments: &[Arc<Ctx>],
+    worker_id: &str,
+    ended: mpsc::UnboundedSender<Ended>,
+) -> lapin::Result<Vec<Consumer>> {
+    let mut out = Vec::new();
+    for ctx in deployments {
+        let channel = live.connection.create_channel().await?;
+        channel
+            .basic_qos(
+                broker::prefetch(&ctx.spec),
+                BasicQosOptions { global: false },
+            )
+            .await?;
+        let queue = request_queue(&ctx.spec.name);
+        let tag = format!("{worker_id}/{}/{}", ctx.spec.name, live.epoch);
+        let stream = channel
+            .basic_consume(
+                queue.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        let (ctx, epoch, ended) = (ctx.clone(), live.epoch, ended.clone());
+        tokio::spawn(async move {
+            let mut stream = stream;
+            let mut error = None;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(delivery) => on_delivery(&ctx, epoch, delivery),
+                    Err(e) => {
+                        error = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = ended.send(Ended {
+                epoch,
+                queue,
+                error,
+            });
+        });
+        out.push(Consumer { channel, tag });
+    }
+
+    // Requests for no known deployment, routed here by the alternate exchange.
+    let channel = live.connection.create_channel().await?;
+    channel
+        .basic_qos(100, BasicQosOptions { global: false })
+        .await?;
+    let tag = format!("{worker_id}/unrouted/{}", live.epoch);
+    let stream = channel
+        .basic_consume(
+            UNROUTED_QUEUE.into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let shared = deployments.first().map(|c| c.shared.clone());
+    let epoch = live.epoch;
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let mut error = None;
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(delivery) => {
+                    if let Some(shared) = &shared {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            let name = delivery.routing_key.to_string();
+                            let why = Invalid {
+                                kind: "unknown_deployment",
+                                reason: format!("unknown deployment `{name}`"),
+                            };
+                            shared
+                                .metrics
+                                .deployment(crate::UNKNOWN_DEPLOYMENT)
+                                .dead_letters
+                                .inc(why.kind);
+                            reject(&shared.broker, delivery, &name, why).await;
+                        });
+                    }
+                }
+                Err(e) => {
+                    error = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let _ = ended.send(Ended {
+            epoch,
+            queue: UNROUTED_QUEUE.into(),
+            error,
+        });
+    });
+    out.push(Consumer { channel, tag });
+    Ok(out)
+}
+
+fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
+    ctx.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
+    let now_ms = Utc::now().timestamp_millis();
+    let timeout_ms = ctx.shared.broker_settings.consumer_timeout.0.as_millis() as i64;
+    let Delivery {
+        properties,
+        data,
+        redelivered,
+        acker,
+        ..
+    } = delivery;
+    match request::parse(
+        &ctx.spec,
+        &properties,
+        data,
+        redelivered,
+        now_ms,
+        timeout_ms,
+    ) {
+        Ok(req) => {
+            let handle = Handle { epoch, acker };
+            if req.redelivered && req.message_id.is_some() {
+                // Answered before the worker that had it died? Then ack, do not rerun.
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let id = req.message_id.as_deref().unwrap_or_default();
+                    match ctx.shared.store.done_status(&ctx.spec.name, id).await {
+                        Ok(Some(status)) => {
+                            ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                            tracing::info!(deployment = %ctx.spec.name, message_id = id, %status, "redelivered request already answered; acked");
+                            let _ = handle.acker.ack(BasicAckOptions::default()).await;
+                        }
+                        Ok(None) => {
+                            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
+                        }
+                        Err(_) => {
+                            // Without the marker, running it again is the safe side.
+                            ctx.shared
+                                .metrics
+                                .redis_errors
+                                .fetch_add(1, Ordering::Relaxed);
+                            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
+                        }
+                    }
+                });
+            } else {
+                let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
+            }
+        }
+        Err((why, data)) => {
+            ctx.metrics.dead_letters.inc(why.kind);
+            tracing::info!(deployment = %ctx.spec.name, reason = %why.reason, "dead-lettering an unanswerable message");
+            let delivery = Delivery {
+                delivery_tag: 0,
+                exchange: "".into(),
+                routing_key: ctx.spec.name.as_str().into(),
+                redelivered,
+                properties,
+                data,
+                acker,
+            };
+            let (ctx, name) = (ctx.clone(), ctx.spec.name.clone());
+            tokio::spawn(async move {
+                reject(&ctx.shared.broker, delivery, &name, why).await;
+            });
+        }
+    }
+}
+
+/// Dead-letter a message with its reason, answer `rejected` when it has a `reply_to`,
+/// then ack it. If the dead letter cannot be published the message stays unacked (its
+/// connection is gone; the broker redelivers it).
+pub async fn reject(
+    broker: &crate::broker::Broker,
+    delivery: Delivery,
+    deployment: &str,
+    why: Invalid,
+) {
+    let Delivery {
+        properties,
+        data,
+        routing_key,
+        acker,
+        ..
+    } = delivery;
+    if reply::dead_letter(
+        broker,
+        &properties,
+        &data,
+        routing_key.as_str(),
+        deployment,
+        &why,
+    )
+    .await
+    .is_err()
+    {
+        return;
+    }
+    if why.kind != "no_reply_to"
+        && let Some(reply_to) = properties
+            .reply_to()
+            .clone()
+            .filter(|r| !r.as_str().is_empty())
+    {
+        let req = request::Request {
+            deployment: deployment.to_string(),
+            body: Vec::new(),
+            reply_to,
+            correlation_id: properties.correlation_id().clone(),
+            message_id: properties.message_id().as_ref().map(|m| m.to_string()),
+            priority: 0,
+            deadline_ms: 0,
+            content_type: None,
+            persistent: *properties.delivery_mode() == Some(2),
+            received_ms: 0,
+            redelivered: false,
+            properties: BasicProperties::default(),
+        };
+        let answer = Reply::not_run(
+            scale0_core::contract::ReplyStatus::Rejected,
+            why.reason.clone(),
+        );
+        // Best effort: the dead letter already keeps the message.
+        let give_up = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(5));
+        let _ = broker
+            .publish(
+                "",
+                req.reply_to.as_str(),
+                true,
+                &answer.body,
+                answer.properties(&req),
+                give_up,
+            )
+            .await;
+    }
+    let _ = acker.ack(BasicAckOptions::default()).await;
+}

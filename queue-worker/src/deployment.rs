@@ -1,0 +1,1299 @@
+//! One deployment's actor: it owns the held requests and the worker's view of the
+//! instances, and decides what to dispatch, shed, expire and signal. Everything slow
+//! (HTTP, Redis, publishing) runs in tasks it spawns, which report back through its
+//! inbox, so the actor itself never waits on the network.
+//!
+//! ```text
+//! consumer ──Arrival──▶ actor ──spawn──▶ attempt: lease (Redis) → POST → release
+//! watcher ──Snapshot──▶   │                 │ Busy / Retry / Released
+//!                         │◀────────────────┘
+//!                         └──spawn──▶ finish: reply (confirmed) → ack → done marker
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use lapin::Acker;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use scale0_core::admission::{self, Booting, Capacity, Estimator, ShedReason};
+use scale0_core::config::Deployment;
+use scale0_core::contract::{
+    ControlEvent, ControlEventKind, InstanceRecord, InstanceState, ReplyStatus,
+};
+use scale0_core::policy::Cap;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+
+use crate::Shared;
+use crate::broker::Published;
+use crate::held::{HeldQueue, Key};
+use crate::metrics::DeploymentMetrics;
+use crate::reply::{self, Reply};
+use crate::request::{Invalid, Request};
+
+/// A delivery of a request on one connection epoch.
+#[derive(Debug)]
+pub struct Handle {
+    pub epoch: u64,
+    pub acker: Acker,
+}
+
+/// The deliveries answering one request: the first, plus redeliveries of the same
+/// `message_id` that arrived while it was being served. `closed` once its reply is
+/// confirmed: a later copy is acked at once.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    handles: Vec<Handle>,
+    closed: bool,
+}
+
+type SharedDeliveries = Arc<Mutex<Deliveries>>;
+
+fn lock(d: &SharedDeliveries) -> std::sync::MutexGuard<'_, Deliveries> {
+    d.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A request on its way through the worker.
+#[derive(Debug)]
+pub struct Job {
+    seq: u64,
+    req: Request,
+    deliveries: SharedDeliveries,
+    arrived: Instant,
+    deadline: Instant,
+    cold_start: bool,
+    attempts: u32,
+    /// Instances that failed this request; others are preferred for a retry.
+    avoid: Vec<String>,
+    /// The last answer of an instance worth passing on if the attempts run out
+    /// (a 5xx or 429 and its body).
+    last_answer: Option<Reply>,
+    queue_ms: Option<u64>,
+}
+
+impl Job {
+    fn key(&self) -> Key {
+        Key::new(self.req.priority, self.seq)
+    }
+}
+
+/// What a dispatch attempt taught the actor about an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    /// Connection error, timeout or 5xx: counts toward `unhealthy_after_failures`.
+    Failure,
+    /// Neither (a 429, or a 4xx that is the request's own fault).
+    Neutral,
+}
+
+/// The actor's inbox.
+#[derive(Debug)]
+pub enum Msg {
+    Arrival(Box<Request>, Handle),
+    Snapshot(Box<Snapshot>),
+    /// No lease could be taken on `instance` (full across workers, or Redis failed).
+    Busy {
+        job: Box<Job>,
+        instance: String,
+        redis_error: bool,
+    },
+    /// An HTTP attempt ended and its lease is released.
+    Released {
+        instance: String,
+        outcome: Outcome,
+    },
+    /// Try the job again elsewhere.
+    Retry(Box<Job>),
+    /// A job's reply is confirmed and acked (or given up).
+    Finished {
+        seq: u64,
+        message_id: Option<String>,
+        sample: Option<(u64, u64)>,
+    },
+    /// The connection of this epoch is gone; its deliveries are requeued by the broker.
+    ConnectionLost {
+        epoch: u64,
+    },
+    /// Shutdown: requeue what is held, take nothing new, report when empty.
+    Drain(oneshot::Sender<()>),
+    /// The drain timeout passed: stop the remaining work (the closing connection
+    /// requeues its deliveries).
+    Abort,
+}
+
+/// What the watcher read from the registry, with probe results applied.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub instances: Vec<InstanceRecord>,
+    /// Live leases per instance (all workers).
+    pub in_flight: BTreeMap<String, u32>,
+    pub cap: Option<Cap>,
+    pub mean_service_time: Option<Duration>,
+    /// Held by all workers (fresh reports only), when read.
+    pub held_all_workers: Option<u64>,
+}
+
+/// An instance as this worker sees it.
+#[derive(Debug)]
+struct Inst {
+    record: InstanceRecord,
+    slots: u32,
+    /// Leases this worker holds (or is acquiring) on it.
+    local: u32,
+    /// Leases other workers held at the last snapshot.
+    remote: u32,
+    /// No dispatch before this (a lease was refused).
+    busy_until: Option<Instant>,
+    /// Failures this worker saw since the last snapshot.
+    failures: u32,
+}
+
+impl Inst {
+    fn dispatchable(&self, threshold: u32, now: Instant) -> bool {
+        self.record.state == InstanceState::Ready
+            && self.record.endpoint.is_some()
+            && self.record.failures.max(self.failures) < threshold
+            && self.local + self.remote < self.slots
+            && self.busy_until.is_none_or(|t| t <= now)
+    }
+
+    fn serving(&self, threshold: u32) -> bool {
+        self.record.state == InstanceState::Ready
+            && self.record.failures.max(self.failures) < threshold
+    }
+}
+
+/// Per-deployment context shared by the actor and its tasks.
+#[derive(Debug)]
+pub struct Ctx {
+    pub shared: Arc<Shared>,
+    pub spec: Deployment,
+    pub metrics: Arc<DeploymentMetrics>,
+    pub inbox: mpsc::UnboundedSender<Msg>,
+    /// Arrivals not yet written to Redis (the reporter swaps it out).
+    pub unflushed_arrivals: std::sync::atomic::AtomicU64,
+    /// `(service ms, latency ms)` samples not yet written to Redis.
+    pub unflushed_samples: Mutex<Vec<(u64, u64)>>,
+    /// What the actor holds now, for the held-count report.
+    pub held_now: std::sync::atomic::AtomicU64,
+}
+
+impl Ctx {
+    fn send(&self, msg: Msg) {
+        let _ = self.inbox.send(msg);
+    }
+
+    fn threshold(&self) -> u32 {
+        self.spec.policy.unhealthy_after_failures
+    }
+
+    fn slots_of(&self, pool: &str) -> u32 {
+        self.spec
+            .pools
+            .iter()
+            .find(|p| p.name == pool)
+            .map_or(1, |p| p.slots)
+    }
+
+    /// Publish a control event (confirmed in the background).
+    pub fn control(self: &Arc<Self>, kind: ControlEventKind) {
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            let event = ControlEvent {
+                id: format!(
+                    "{}-{}",
+                    ctx.shared.settings.worker_id,
+                    ctx.shared.next_event_id()
+                ),
+                deployment: ctx.spec.name.clone(),
+                at: Utc::now(),
+                kind,
+            };
+            let name = event.kind_name();
+            let body = serde_json::to_vec(&event).unwrap_or_default();
+            let props = lapin::BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_delivery_mode(2)
+                .with_message_id(event.id.as_str().into())
+                // An event describes a moment; the scaler's periodic tick covers what
+                // an expired one would have said.
+                .with_expiration("600000".into());
+            let routing = scale0_core::contract::control_routing_key(&ctx.spec.name, name);
+            let give_up = Some(Instant::now() + Duration::from_secs(30));
+            match ctx
+                .shared
+                .broker
+                .publish(
+                    scale0_core::contract::CONTROL_EXCHANGE,
+                    &routing,
+                    false,
+                    &body,
+                    props,
+                    give_up,
+                )
+                .await
+            {
+                Ok(_) => {
+                    ctx.metrics.control_events.inc(name);
+                    tracing::info!(deployment = %ctx.spec.name, event = name, id = %event.id, "control event published");
+                }
+                Err(e) => {
+                    tracing::warn!(deployment = %ctx.spec.name, event = name, error = %e, "control event not published")
+                }
+            }
+        });
+    }
+}
+
+/// The actor's state.
+pub struct Actor {
+    ctx: Arc<Ctx>,
+    inbox: mpsc::UnboundedReceiver<Msg>,
+    held: HeldQueue<Job>,
+    seq: u64,
+    instances: BTreeMap<String, Inst>,
+    snapshot_seen: bool,
+    cap: Option<Cap>,
+    service_time: Duration,
+    held_all_workers: u64,
+    /// Jobs owned by tasks (dispatching, replying), by sequence number.
+    working: HashMap<u64, (SharedDeliveries, Option<AbortHandle>)>,
+    /// Deliveries of every request held or worked on, by `message_id`.
+    active: HashMap<String, SharedDeliveries>,
+    next_activation: Instant,
+    draining: Option<oneshot::Sender<()>>,
+    drain_started: bool,
+    rng: u64,
+}
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Actor")
+            .field("deployment", &self.ctx.spec.name)
+            .field("held", &self.held.len())
+            .finish()
+    }
+}
+
+impl Actor {
+    pub fn new(ctx: Arc<Ctx>, inbox: mpsc::UnboundedReceiver<Msg>) -> Self {
+        let service_time = ctx.spec.expected_service_time.0;
+        let rng = (std::process::id() as u64) << 32
+            ^ Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
+        Actor {
+            ctx,
+            inbox,
+            held: HeldQueue::default(),
+            seq: 0,
+            instances: BTreeMap::new(),
+            snapshot_seen: false,
+            cap: None,
+            service_time,
+            held_all_workers: 0,
+            working: HashMap::new(),
+            active: HashMap::new(),
+            next_activation: Instant::now(),
+            draining: None,
+            drain_started: false,
+            rng: rng | 1,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let wake = self.next_wakeup();
+            tokio::select! {
+                msg = self.inbox.recv() => match msg {
+                    Some(msg) => self.handle(msg),
+                    None => break,
+                },
+                _ = sleep_until_opt(wake) => {}
+            }
+            self.on_timers();
+            self.try_dispatch();
+            self.publish_gauges();
+            if self.drain_started
+                && self.held.is_empty()
+                && self.working.is_empty()
+                && let Some(done) = self.draining.take()
+            {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn next_wakeup(&self) -> Option<Instant> {
+        let deadline = self.held.next_deadline();
+        let busy = if self.held.is_empty() {
+            None
+        } else {
+            self.instances.values().filter_map(|i| i.busy_until).min()
+        };
+        match (deadline, busy) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn publish_gauges(&self) {
+        let m = &self.ctx.metrics;
+        m.held.store(self.held.len() as i64, Ordering::Relaxed);
+        m.in_flight
+            .store(self.working.len() as i64, Ordering::Relaxed);
+        self.ctx
+            .held_now
+            .store(self.held.len() as u64, Ordering::Relaxed);
+    }
+
+    fn handle(&mut self, msg: Msg) {
+        match msg {
+            Msg::Arrival(req, handle) => self.arrival(*req, handle),
+            Msg::Snapshot(s) => self.snapshot(*s),
+            Msg::Busy {
+                job,
+                instance,
+                redis_error,
+            } => {
+                self.working.remove(&job.seq);
+                let now = Instant::now();
+                if let Some(i) = self.instances.get_mut(&instance) {
+                    i.local = i.local.saturating_sub(1);
+                    // Full for other workers: treat it as full until the next snapshot
+                    // says otherwise, and do not ask again for a moment.
+                    i.remote = i.slots.saturating_sub(i.local);
+                    let pause = if redis_error { 500 } else { 50 };
+                    i.busy_until = Some(now + Duration::from_millis(pause));
+                }
+                self.hold(*job);
+            }
+            Msg::Released { instance, outcome } => {
+                if let Some(i) = self.instances.get_mut(&instance) {
+                    i.local = i.local.saturating_sub(1);
+                    match outcome {
+                        Outcome::Failure => i.failures += 1,
+                        Outcome::Ok if i.failures > 0 || i.record.failures > 0 => {
+                            i.failures = 0;
+                            i.record.failures = 0;
+                            let ctx = self.ctx.clone();
+                            tokio::spawn(async move {
+                                if ctx
+                                    .shared
+                                    .store
+                                    .clear_failures(&ctx.spec.name, &instance)
+                                    .await
+                                    .is_err()
+                                {
+                                    ctx.shared
+                                        .metrics
+                                        .redis_errors
+                                        .fetch_add(1, Ordering::Relaxed);
+                                }
+                            });
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            Msg::Retry(job) => {
+                self.working.remove(&job.seq);
+                self.hold(*job);
+            }
+            Msg::Finished {
+                seq,
+                message_id,
+                sample,
+            } => {
+                self.working.remove(&seq);
+                if let Some(id) = message_id {
+                    self.active.remove(&id);
+                }
+                if let Some(s) = sample {
+                    let mut samples = self
+                        .ctx
+                        .unflushed_samples
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner());
+                    if samples.len() < 10_000 {
+                        samples.push(s);
+                    }
+                }
+            }
+            Msg::ConnectionLost { epoch } => {
+                let dropped = self.held.drain_where(|job| {
+                    lock(&job.deliveries)
+                        .handles
+                        .iter()
+                        .all(|h| h.epoch <= epoch)
+                });
+                for (_, job) in &dropped {
+                    if let Some(id) = &job.req.message_id {
+                        self.active.remove(id);
+                    }
+                }
+                if !dropped.is_empty() {
+                    tracing::info!(
+                        deployment = %self.ctx.spec.name,
+                        requeued = dropped.len(),
+                        "connection lost: held requests go back to the queue"
+                    );
+                }
+            }
+            Msg::Drain(done) => {
+                self.drain_started = true;
+                self.draining = Some(done);
+                let held: Vec<(Key, Job)> = std::iter::from_fn(|| self.held.pop_next()).collect();
+                let n = held.len();
+                for (_, job) in held {
+                    self.requeue(job);
+                }
+                tracing::info!(deployment = %self.ctx.spec.name, requeued = n, in_flight = self.working.len(), "draining");
+            }
+            Msg::Abort => {
+                let n = self.working.len();
+                for (_, (_, abort)) in self.working.drain() {
+                    if let Some(a) = abort {
+                        a.abort();
+                    }
+                }
+                if n > 0 {
+                    tracing::warn!(deployment = %self.ctx.spec.name, abandoned = n, "drain timeout: in-flight requests go back to the queue");
+                }
+                if let Some(done) = self.draining.take() {
+                    let _ = done.send(());
+                }
+            }
+        }
+    }
+
+    /// Nack a job's live deliveries with requeue.
+    fn requeue(&mut self, job: Job) {
+        if let Some(id) = &job.req.message_id {
+            self.active.remove(id);
+        }
+        let handles = std::mem::take(&mut lock(&job.deliveries).handles);
+        tokio::spawn(async move {
+            for h in handles {
+                let _ = h
+                    .acker
+                    .nack(BasicNackOptions {
+                        requeue: true,
+                        multiple: false,
+                    })
+                    .await;
+            }
+        });
+    }
+
+    fn arrival(&mut self, req: Request, handle: Handle) {
+        if self.drain_started {
+            let deliveries = Arc::new(Mutex::new(Deliveries {
+                handles: vec![handle],
+                closed: false,
+            }));
+            self.seq += 1;
+            let now = Instant::now();
+            self.requeue(Job {
+                seq: self.seq,
+                req,
+                deliveries,
+                arrived: now,
+                deadline: now,
+                cold_start: false,
+                attempts: 0,
+                avoid: Vec::new(),
+                last_answer: None,
+                queue_ms: None,
+            });
+            return;
+        }
+        // A copy of a request this worker is already holding or serving (a
+        // redelivery after a lost connection): answer both with one run.
+        if let Some(id) = &req.message_id
+            && let Some(existing) = self.active.get(id)
+        {
+            self.ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+            let mut d = lock(existing);
+            if d.closed {
+                drop(d);
+                tokio::spawn(async move {
+                    let _ = handle.acker.ack(BasicAckOptions::default()).await;
+                });
+            } else {
+                d.handles.push(handle);
+            }
+            return;
+        }
+        if !req.redelivered {
+            self.ctx.unflushed_arrivals.fetch_add(1, Ordering::Relaxed);
+        }
+
+        let now = Instant::now();
+        let now_ms = Utc::now().timestamp_millis();
+        let remaining = Duration::from_millis((req.deadline_ms - now_ms).max(0) as u64);
+        let deadline = now + remaining;
+        let no_capacity_here = !self
+            .instances
+            .values()
+            .any(|i| i.record.state.is_capacity());
+        let cold_start = !self
+            .instances
+            .values()
+            .any(|i| i.serving(self.ctx.threshold()));
+        self.seq += 1;
+        let deliveries = Arc::new(Mutex::new(Deliveries {
+            handles: vec![handle],
+            closed: false,
+        }));
+        if let Some(id) = &req.message_id {
+            self.active.insert(id.clone(), deliveries.clone());
+        }
+        let job = Job {
+            seq: self.seq,
+            req,
+            deliveries,
+            arrived: now,
+            deadline,
+            cold_start,
+            attempts: 0,
+            avoid: Vec::new(),
+            last_answer: None,
+            queue_ms: None,
+        };
+
+        if remaining.is_zero() {
+            self.expire(job);
+            return;
+        }
+
+        // Activation: nothing ready or booting, so the scaler must hear of it now.
+        if self.snapshot_seen && no_capacity_here {
+            self.maybe_activate(now);
+        }
+
+        // Would it wait longer than its deadline? (Only once the capacity is known.)
+        if self.snapshot_seen && self.free_slot().is_none() {
+            let ahead = self.working.len() as u64 + self.held.ahead_of_new(job.req.priority) as u64;
+            let estimator = self.estimator();
+            if let Some(reason) = estimator.shed(ahead, remaining, self.cap_reason()) {
+                let retry =
+                    estimator.retry_after(self.held.len() as u64 + self.working.len() as u64);
+                self.shed(job, reason, retry);
+                return;
+            }
+        }
+
+        let key = job.key();
+        let deadline = job.deadline;
+        self.held.insert(key, deadline, job);
+        self.enforce_limit();
+    }
+
+    /// Put a job back (after a refused lease or for a retry), keeping its place.
+    fn hold(&mut self, job: Job) {
+        if self.drain_started && job.attempts == 0 {
+            self.requeue(job);
+            return;
+        }
+        if job.deadline <= Instant::now() {
+            self.expire(job);
+            return;
+        }
+        let (key, deadline) = (job.key(), job.deadline);
+        self.held.insert(key, deadline, job);
+    }
+
+    fn enforce_limit(&mut self) {
+        let limit = self.ctx.spec.max_held_requests;
+        let over = admission::over_limit(self.held.len(), limit);
+        if over == 0 {
+            return;
+        }
+        let retry = self
+            .estimator()
+            .retry_after(self.held.len() as u64 + self.working.len() as u64);
+        for _ in 0..over {
+            if let Some((_, job)) = self.held.pop_lowest() {
+                self.shed(job, ShedReason::HeldLimit { limit }, retry);
+            }
+        }
+    }
+
+    fn cap_reason(&self) -> Option<&str> {
+        self.cap.as_ref().map(|c| c.reason.as_str())
+    }
+
+    fn capacity(&self) -> Capacity {
+        let threshold = self.ctx.threshold();
+        let now = Utc::now();
+        let mut ready_slots = 0;
+        let mut booting = Vec::new();
+        for i in self.instances.values() {
+            match i.record.state {
+                InstanceState::Ready if i.serving(threshold) => ready_slots += i.slots,
+                InstanceState::Requested | InstanceState::Booting => {
+                    let boot = self
+                        .ctx
+                        .spec
+                        .pools
+                        .iter()
+                        .find(|p| p.name == i.record.pool)
+                        .map_or(Duration::ZERO, |p| p.boot_time.0);
+                    let elapsed = (now - i.record.launched_at).to_std().unwrap_or_default();
+                    booting.push(Booting {
+                        slots: i.slots,
+                        remaining: boot.saturating_sub(elapsed),
+                    });
+                }
+                _ => {}
+            }
+        }
+        // At zero: what the scaler may start, within a cap, one boot time away.
+        let pools = &self.ctx.spec.pools;
+        let mut projected_slots: u64 = pools
+            .iter()
+            .map(|p| u64::from(p.max_instances) * u64::from(p.slots))
+            .sum();
+        if let Some(cap) = &self.cap {
+            let per_instance = pools.iter().map(|p| p.slots).max().unwrap_or(1);
+            projected_slots =
+                projected_slots.min(u64::from(cap.max_instances) * u64::from(per_instance));
+        }
+        let projected_boot = pools
+            .iter()
+            .map(|p| p.boot_time.0)
+            .min()
+            .unwrap_or_default();
+        let mine = self.held.len() as f64;
+        let share = if self.held_all_workers as f64 > mine && mine > 0.0 {
+            mine / self.held_all_workers as f64
+        } else {
+            1.0
+        };
+        Capacity {
+            ready_slots,
+            booting,
+            projected: Booting {
+                slots: projected_slots.min(u64::from(u32::MAX)) as u32,
+                remaining: projected_boot,
+            },
+            share,
+            service_time: self.service_time,
+        }
+    }
+
+    fn estimator(&self) -> Estimator {
+        Estimator::new(&self.capacity())
+    }
+
+    /// Re-check every held request against its deadline, in dispatch order.
+    fn shed_by_wait(&mut self) {
+        if self.held.is_empty() || !self.snapshot_seen {
+            return;
+        }
+        let estimator = self.estimator();
+        let now = Instant::now();
+        let base = self.working.len() as u64;
+        let mut doomed = Vec::new();
+        for (rank, (key, deadline, _)) in self.held.iter().enumerate() {
+            let remaining = deadline.saturating_duration_since(now);
+            if let Some(reason) = estimator.shed(base + rank as u64, remaining, self.cap_reason()) {
+                doomed.push((key, reason));
+            }
+        }
+        if doomed.is_empty() {
+            return;
+        }
+        let retry = estimator.retry_after(self.held.len() as u64 + base);
+        for (key, reason) in doomed {
+            if let Some(job) = self.held.remove(key) {
+                self.shed(job, reason, retry);
+            }
+        }
+    }
+
+    fn maybe_activate(&mut self, now: Instant) {
+        if now < self.next_activation {
+            return;
+        }
+        let interval = self.ctx.shared.settings.activation_interval;
+        self.next_activation = now + interval;
+        let ctx = self.ctx.clone();
+        let held = self.held.len() as u64 + 1;
+        tokio::spawn(async move {
+            let allowed = match ctx
+                .shared
+                .store
+                .try_activation(&ctx.spec.name, interval)
+                .await
+            {
+                Ok(a) => a,
+                Err(e) => {
+                    // Better one activation too many than a fleet left at zero.
+                    ctx.shared
+                        .metrics
+                        .redis_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(deployment = %ctx.spec.name, error = %e, "activation rate limit unavailable; sending anyway");
+                    true
+                }
+            };
+            if allowed {
+                ctx.control(ControlEventKind::Activation { held });
+            }
+        });
+    }
+
+    fn snapshot(&mut self, s: Snapshot) {
+        self.snapshot_seen = true;
+        self.cap = s.cap;
+        if let Some(t) = s.mean_service_time.filter(|t| !t.is_zero()) {
+            self.service_time = t;
+        }
+        if let Some(h) = s.held_all_workers {
+            self.held_all_workers = h;
+        }
+        let mut next = BTreeMap::new();
+        for record in s.instances {
+            if record.state == InstanceState::Terminated {
+                continue;
+            }
+            let slots = self.ctx.slots_of(&record.pool);
+            let total = s.in_flight.get(&record.id).copied().unwrap_or(0);
+            let inst = match self.instances.remove(&record.id) {
+                Some(mut old) => {
+                    old.remote = total.saturating_sub(old.local);
+                    old.failures = 0;
+                    old.busy_until = None;
+                    old.record = record;
+                    old.slots = slots;
+                    old
+                }
+                None => Inst {
+                    slots,
+                    local: 0,
+                    remote: total,
+                    busy_until: None,
+                    failures: 0,
+                    record,
+                },
+            };
+            next.insert(inst.record.id.clone(), inst);
+        }
+        // Instances gone from the registry keep their local leases until released.
+        for (id, old) in std::mem::take(&mut self.instances) {
+            if old.local > 0 && !next.contains_key(&id) {
+                let mut gone = old;
+                gone.record.state = InstanceState::Terminated;
+                next.insert(id, gone);
+            }
+        }
+        self.instances = next;
+
+        let now = Instant::now();
+        let nothing = !self
+            .instances
+            .values()
+            .any(|i| i.record.state.is_capacity());
+        if nothing && !self.held.is_empty() {
+            self.maybe_activate(now);
+        }
+        self.shed_by_wait();
+        self.check_pressure();
+    }
+
+    fn check_pressure(&mut self) {
+        let threshold = self.ctx.spec.policy.panic_threshold;
+        let capacity: u32 = self
+            .instances
+            .values()
+            .filter(|i| i.record.state.is_capacity())
+            .map(|i| i.slots)
+            .sum();
+        if capacity == 0 {
+            return;
+        }
+        let in_flight: u32 = self.instances.values().map(|i| i.local + i.remote).sum();
+        let demand = self.held_all_workers.max(self.held.len() as u64) + u64::from(in_flight);
+        if (demand as f64) < threshold * f64::from(capacity) {
+            return;
+        }
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let interval = ctx.shared.settings.pressure_interval;
+            if let Ok(true) = ctx
+                .shared
+                .store
+                .try_signal(&ctx.spec.name, "pressure", interval)
+                .await
+            {
+                ctx.control(ControlEventKind::Pressure {
+                    demand,
+                    capacity: u64::from(capacity),
+                });
+            }
+        });
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        for (_, job) in self.held.pop_expired(now) {
+            self.expire(job);
+        }
+    }
+
+    /// A ready instance with a free slot, by power of two choices on outstanding
+    /// requests (this worker's and the others' at the last snapshot), preferring
+    /// instances the job has not failed on.
+    fn pick(&mut self, avoid: &[String]) -> Option<String> {
+        let now = Instant::now();
+        let threshold = self.ctx.threshold();
+        let mut eligible: Vec<(&String, u32)> = self
+            .instances
+            .iter()
+            .filter(|(_, i)| i.dispatchable(threshold, now))
+            .map(|(id, i)| (id, i.local + i.remote))
+            .collect();
+        if eligible.iter().any(|(id, _)| !avoid.contains(id)) {
+            eligible.retain(|(id, _)| !avoid.contains(id));
+        }
+        let chosen = match eligible.len() {
+            0 => return None,
+            1 => eligible[0].0.clone(),
+            n => {
+                let a = next_random(&mut self.rng, n);
+                let mut b = next_random(&mut self.rng, n - 1);
+                if b >= a {
+                    b += 1;
+                }
+                if eligible[b].1 < eligible[a].1 {
+                    eligible[b].0.clone()
+                } else {
+                    eligible[a].0.clone()
+                }
+            }
+        };
+        Some(chosen)
+    }
+
+    fn free_slot(&self) -> Option<&String> {
+        let now = Instant::now();
+        let threshold = self.ctx.threshold();
+        self.instances
+            .iter()
+            .find(|(_, i)| i.dispatchable(threshold, now))
+            .map(|(id, _)| id)
+    }
+
+    fn try_dispatch(&mut self) {
+        while let Some((_, job)) = self.held.peek_next() {
+            let avoid = job.avoid.clone();
+            let Some(id) = self.pick(&avoid) else {
+                return;
+            };
+            let Some((_, job)) = self.held.pop_next() else {
+                return;
+            };
+            let inst = self.instances.get_mut(&id).expect("picked from instances");
+            inst.local += 1;
+            let target = Target {
+                id,
+                endpoint: inst.record.endpoint.clone().unwrap_or_default(),
+                slots: inst.slots,
+            };
+            let deliveries = job.deliveries.clone();
+            let seq = job.seq;
+            let handle = tokio::spawn(attempt(self.ctx.clone(), job, target));
+            self.working
+                .insert(seq, (deliveries, Some(handle.abort_handle())));
+        }
+    }
+
+    fn expire(&mut self, job: Job) {
+        let waited = job.arrived.elapsed();
+        let reply = Reply {
+            cold_start: job.cold_start,
+            ..Reply::not_run(
+                ReplyStatus::Expired,
+                format!(
+                    "deadline passed after {:.1}s held: no instance took it in time",
+                    waited.as_secs_f64()
+                ),
+            )
+        };
+        self.finish_here(job, reply);
+    }
+
+    fn shed(&mut self, job: Job, reason: ShedReason, retry_after: u64) {
+        let reply = Reply::shed(reason.to_string(), retry_after, job.cold_start);
+        self.finish_here(job, reply);
+    }
+
+    /// Answer a job that never ran.
+    fn finish_here(&mut self, job: Job, reply: Reply) {
+        let seq = job.seq;
+        let deliveries = job.deliveries.clone();
+        let handle = tokio::spawn(finish(self.ctx.clone(), job, reply, None));
+        self.working
+            .insert(seq, (deliveries, Some(handle.abort_handle())));
+    }
+}
+
+/// xorshift64*: a uniform-enough index in `0..n` for power-of-two choices.
+fn next_random(state: &mut u64, n: usize) -> usize {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Where an attempt goes.
+#[derive(Debug, Clone)]
+struct Target {
+    id: String,
+    endpoint: String,
+    slots: u32,
+}
+
+/// One dispatch: take a lease, POST, release, then retry elsewhere or answer.
+async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
+    let d = ctx.spec.name.as_str();
+    let token = format!(
+        "{}:{}:{}",
+        ctx.shared.settings.worker_id, job.seq, job.attempts
+    );
+    let now_ms = Utc::now().timestamp_millis();
+    match ctx
+        .shared
+        .store
+        .acquire_slot(
+            d,
+            &target.id,
+            target.slots,
+            &token,
+            now_ms,
+            job.req.deadline_ms,
+        )
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            ctx.metrics.attempts.inc("lease_refused");
+            ctx.send(Msg::Busy {
+                job: Box::new(job),
+                instance: target.id,
+                redis_error: false,
+            });
+            return;
+        }
+        Err(e) => {
+            ctx.shared
+                .metrics
+                .redis_errors
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(deployment = d, error = %e, "cannot take a slot lease; holding");
+            ctx.send(Msg::Busy {
+                job: Box::new(job),
+                instance: target.id,
+                redis_error: true,
+            });
+            return;
+        }
+    }
+
+    if job.queue_ms.is_none() {
+        let waited = job.arrived.elapsed();
+        job.queue_ms = Some(waited.as_millis() as u64);
+        ctx.metrics.observe_wait(waited);
+    }
+    job.attempts += 1;
+    let remaining = job.deadline.saturating_duration_since(Instant::now());
+    let started = Instant::now();
+    let result = if remaining.is_zero() {
+        Err(CallError::Timeout)
+    } else {
+        call(&ctx, &job, &target, remaining).await
+    };
+    let service = started.elapsed();
+
+    if let Err(e) = ctx.shared.store.release_slot(d, &target.id, &token).await {
+        // The lease expires at the request's deadline by itself.
+        ctx.shared
+            .metrics
+            .redis_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(deployment = d, error = %e, "cannot release a slot lease");
+    }
+
+    let threshold = ctx.threshold();
+    let (outcome, label) = match &result {
+        Ok(a) if (200..300).contains(&a.status) => (Outcome::Ok, "ok"),
+        Ok(a) if a.status >= 500 => (Outcome::Failure, "http_5xx"),
+        Ok(a) if a.status == 429 => (Outcome::Neutral, "http_429"),
+        Ok(_) => (Outcome::Neutral, "http_4xx"),
+        Err(CallError::Timeout) => (Outcome::Failure, "timeout"),
+        Err(CallError::Connect(_)) => (Outcome::Failure, "connect_error"),
+    };
+    ctx.metrics.attempts.inc(label);
+    ctx.send(Msg::Released {
+        instance: target.id.clone(),
+        outcome,
+    });
+    if outcome == Outcome::Failure {
+        let reason = match &result {
+            Ok(a) => format!("HTTP {}", a.status),
+            Err(e) => e.to_string(),
+        };
+        let ctx2 = ctx.clone();
+        let id = target.id.clone();
+        tokio::spawn(async move {
+            match ctx2.shared.store.record_failure(&ctx2.spec.name, &id).await {
+                Ok(Some(r)) if r.failures == threshold => {
+                    tracing::warn!(deployment = %ctx2.spec.name, instance = %id, failures = r.failures, %reason, "instance failed repeatedly");
+                    ctx2.control(ControlEventKind::InstanceFailed {
+                        instance: id,
+                        failures: r.failures,
+                        reason,
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    ctx2.shared
+                        .metrics
+                        .redis_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+
+    let retryable = match &result {
+        Ok(a) => a.status >= 500 || a.status == 429,
+        Err(CallError::Connect(_)) => true,
+        Err(CallError::Timeout) => false,
+    };
+    let time_left = job.deadline > Instant::now();
+    if retryable && time_left && job.attempts < ctx.shared.settings.max_attempts {
+        job.avoid.push(target.id.clone());
+        if let Ok(a) = &result {
+            job.last_answer = Some(a.reply(&target.id, &job));
+        }
+        ctx.send(Msg::Retry(Box::new(job)));
+        return;
+    }
+
+    let reply = match result {
+        Ok(a) => a.reply(&target.id, &job),
+        Err(CallError::Timeout) => Reply {
+            instance: Some(target.id.clone()),
+            queue_ms: job.queue_ms,
+            cold_start: job.cold_start,
+            ..Reply::not_run(
+                ReplyStatus::Failed,
+                format!(
+                    "deadline passed while instance {} was serving (attempt {})",
+                    target.id, job.attempts
+                ),
+            )
+        },
+        Err(CallError::Connect(e)) => match job.last_answer.take() {
+            Some(answer) => answer,
+            None => Reply {
+                instance: Some(target.id.clone()),
+                queue_ms: job.queue_ms,
+                cold_start: job.cold_start,
+                ..Reply::not_run(
+                    ReplyStatus::Failed,
+                    format!("{} attempt(s) failed; last: {e}", job.attempts),
+                )
+            },
+        },
+    };
+    let sample = Some((
+        service.as_millis() as u64,
+        job.arrived.elapsed().as_millis() as u64,
+    ));
+    finish(ctx, job, reply, sample).await;
+}
+
+/// An instance's answer.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    body: Vec<u8>,
+    content_type: Option<String>,
+}
+
+impl Answer {
+    fn reply(&self, instance: &str, job: &Job) -> Reply {
+        let status = if (200..300).contains(&self.status) {
+            ReplyStatus::Ok
+        } else {
+            ReplyStatus::Http(self.status)
+        };
+        Reply {
+            status,
+            body: self.body.clone(),
+            content_type: self.content_type.clone(),
+            reason: (status != ReplyStatus::Ok)
+                .then(|| format!("instance {instance} answered HTTP {}", self.status)),
+            instance: Some(instance.to_string()),
+            queue_ms: job.queue_ms,
+            cold_start: job.cold_start,
+            retry_after: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("timed out at the request's deadline")]
+    Timeout,
+    #[error("{0}")]
+    Connect(String),
+}
+
+async fn call(
+    ctx: &Ctx,
+    job: &Job,
+    target: &Target,
+    remaining: Duration,
+) -> Result<Answer, CallError> {
+    let url = format!(
+        "{}{}",
+        target.endpoint.trim_end_matches('/'),
+        ctx.spec.inference_path
+    );
+    let content_type = job
+        .req
+        .content_type
+        .as_ref()
+        .map_or("application/json", |c| c.as_str());
+    let request = ctx
+        .shared
+        .http
+        .post(&url)
+        .header("content-type", content_type)
+        .timeout(remaining)
+        .body(job.req.body.clone());
+    let classify = |e: reqwest::Error| {
+        if e.is_timeout() {
+            CallError::Timeout
+        } else {
+            CallError::Connect(format!("{target}: {e}", target = target.id))
+        }
+    };
+    let response = request.send().await.map_err(classify)?;
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = response.bytes().await.map_err(classify)?;
+    Ok(Answer {
+        status,
+        body: body.to_vec(),
+        content_type,
+    })
+}
+
+/// Send a job's terminal reply, ack its deliveries, mark it done.
+async fn finish(ctx: Arc<Ctx>, job: Job, reply: Reply, sample: Option<(u64, u64)>) {
+    let d = ctx.spec.name.as_str();
+    let live = lock(&job.deliveries)
+        .handles
+        .iter()
+        .any(|h| h.acker.usable());
+    let finished = |ctx: &Ctx, sample| {
+        ctx.send(Msg::Finished {
+            seq: job.seq,
+            message_id: job.req.message_id.clone(),
+            sample,
+        })
+    };
+    if !live && job.req.message_id.is_none() {
+        // Its connection is gone and the broker redelivers it; without a message_id
+        // the copy cannot be recognised, so the copy's reply will be the only one.
+        tracing::info!(
+            deployment = d,
+            "reply withheld: the request was requeued with its connection"
+        );
+        finished(&ctx, None);
+        return;
+    }
+    match reply::send(&ctx.shared.broker, &job.req, &reply).await {
+        Ok(Published::Confirmed) => {}
+        Ok(Published::Returned(code, text)) => {
+            // No queue by the reply_to name: the reply cannot be delivered. Keep the
+            // request for a person instead of dropping it.
+            let why = Invalid {
+                kind: "unroutable_reply",
+                reason: format!(
+                    "reply_to `{}` is not routable ({code} {text}); the request ended {}",
+                    job.req.reply_to, reply.status
+                ),
+            };
+            ctx.metrics.dead_letters.inc(why.kind);
+            if reply::dead_letter(
+                &ctx.shared.broker,
+                &job.req.properties,
+                &job.req.body,
+                d,
+                d,
+                &why,
+            )
+            .await
+            .is_err()
+            {
+                finished(&ctx, None);
+                return;
+            }
+        }
+        Err(e) => {
+            tracing::warn!(deployment = d, error = %e, "reply not sent; the request stays unacked");
+            finished(&ctx, None);
+            return;
+        }
+    }
+    let handles = {
+        let mut dl = lock(&job.deliveries);
+        dl.closed = true;
+        std::mem::take(&mut dl.handles)
+    };
+    for h in handles {
+        let _ = h.acker.ack(BasicAckOptions::default()).await;
+    }
+    ctx.metrics.replies.inc(&reply.status.to_string());
+    if let Some(id) = &job.req.message_id {
+        let now_ms = Utc::now().timestamp_millis();
+        let ttl = Duration::from_millis((job.req.deadline_ms - now_ms).max(0) as u64)
+            + ctx.shared.settings.done_ttl_after_deadline;
+        if ctx
+            .shared
+            .store
+            .mark_done(d, id, &reply.status.to_string(), ttl)
+            .await
+            .is_err()
+        {
+            ctx.shared
+                .metrics
+                .redis_errors
+                .fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    finished(&ctx, sample);
+}

@@ -1,0 +1,118 @@
+//! `scale0-queue-worker`: parse flags and environment, log JSON, connect to Redis
+//! (retrying), and run the worker until SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use scale0_core::config::Config;
+use scale0_core::duration::HumanDuration;
+use scale0_queue_worker::{DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, WorkerSettings};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "scale0-queue-worker",
+    version,
+    about = "Holds requests through cold starts, dispatches them to GPU instances, replies, sheds"
+)]
+struct Args {
+    /// The scale0 configuration (TOML or JSON).
+    #[arg(long, env = "SCALE0_CONFIG")]
+    config: PathBuf,
+    /// Serve only this deployment (repeatable); default: every deployment.
+    #[arg(long = "deployment")]
+    deployments: Vec<String>,
+    /// Where /metrics and /health listen (port 0 picks one; the address is printed on
+    /// stdout as `metrics on http://<addr>`).
+    #[arg(long, env = "SCALE0_METRICS_ADDR", default_value = "0.0.0.0:9464")]
+    metrics_addr: SocketAddr,
+    /// Unique name of this worker process (default `<hostname>-<pid>`).
+    #[arg(long, env = "SCALE0_WORKER_ID")]
+    worker_id: Option<String>,
+    /// How long in-flight requests may take to finish after SIGTERM.
+    #[arg(long, default_value = "30s")]
+    drain_timeout: HumanDuration,
+    /// At most one activation event per deployment per interval, across workers.
+    #[arg(long, default_value = "5s")]
+    activation_interval: HumanDuration,
+    /// Attempts per request (first try plus retries on other instances).
+    #[arg(long, default_value_t = 3)]
+    max_attempts: u32,
+    /// Registry reads and readiness probes of booting instances.
+    #[arg(long, default_value = "200ms")]
+    refresh_interval: HumanDuration,
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,lapin=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = real_main().await {
+        tracing::error!(error = %e, "scale0-queue-worker stopped");
+        std::process::exit(1);
+    }
+}
+
+async fn real_main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.config.display()))?;
+    let config =
+        Config::load(&text).map_err(|e| anyhow::anyhow!("{}: {e}", args.config.display()))?;
+    let amqp_url = std::env::var("SCALE0_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
+    let redis_url = std::env::var("SCALE0_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.into());
+
+    let mut settings = WorkerSettings::new(amqp_url);
+    if let Some(id) = args.worker_id {
+        settings.worker_id = id;
+    }
+    settings.deployments = args.deployments;
+    settings.metrics_addr = Some(args.metrics_addr);
+    settings.drain_timeout = args.drain_timeout.0;
+    settings.activation_interval = args.activation_interval.0;
+    settings.max_attempts = args.max_attempts.max(1);
+    settings.refresh_interval = args.refresh_interval.0.max(Duration::from_millis(10));
+
+    // Redis may come up after the worker: retry with backoff, as for RabbitMQ.
+    let mut backoff =
+        scale0_queue_worker::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let store = loop {
+        match scale0_state::Store::connect(&redis_url).await {
+            Ok(s) => break s,
+            Err(e) if e.is_retryable() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(url = %scale0_state::redact_url(&redis_url), error = %e, retry_in_ms = delay.as_millis() as u64, "cannot connect to Redis");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+
+    let worker = scale0_queue_worker::Worker::start(settings, Arc::new(config), store).await?;
+    if let Some(addr) = worker.metrics_addr() {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "metrics on http://{addr}");
+        let _ = out.flush();
+        tracing::info!(%addr, "metrics and health listening");
+    }
+    worker.run(shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! Replies and dead letters: their AMQP properties and headers (DESIGN.md, "Requests").
+
+use lapin::BasicProperties;
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use scale0_core::contract::{DEAD_LETTER_EXCHANGE, ReplyStatus, headers};
+
+use crate::broker::{Broker, PublishError, Published};
+use crate::request::{Invalid, Request};
+
+/// One terminal answer to a request.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: ReplyStatus,
+    pub body: Vec<u8>,
+    pub content_type: Option<String>,
+    pub reason: Option<String>,
+    pub instance: Option<String>,
+    /// Arrival to first dispatch; absent for requests that never ran.
+    pub queue_ms: Option<u64>,
+    pub cold_start: bool,
+    /// Seconds, on `shed`.
+    pub retry_after: Option<u64>,
+}
+
+impl Reply {
+    /// An answer that did not come from an instance: a small JSON body naming the
+    /// status and the reason.
+    pub fn not_run(status: ReplyStatus, reason: impl Into<String>) -> Self {
+        let reason = reason.into();
+        Reply {
+            status,
+            body: serde_json::json!({"error": {"status": status.to_string(), "reason": reason}})
+                .to_string()
+                .into_bytes(),
+            content_type: Some("application/json".into()),
+            reason: Some(reason),
+            instance: None,
+            queue_ms: None,
+            cold_start: false,
+            retry_after: None,
+        }
+    }
+
+    pub fn shed(reason: impl Into<String>, retry_after_secs: u64, cold_start: bool) -> Self {
+        Reply {
+            retry_after: Some(retry_after_secs),
+            cold_start,
+            ..Reply::not_run(ReplyStatus::Shed, reason)
+        }
+    }
+
+    /// The properties of this reply to `req`.
+    pub fn properties(&self, req: &Request) -> BasicProperties {
+        let mut h = FieldTable::default();
+        h.insert(
+            headers::STATUS.into(),
+            AMQPValue::LongString(self.status.to_string().into()),
+        );
+        if let Some(r) = &self.reason {
+            h.insert(
+                headers::REASON.into(),
+                AMQPValue::LongString(r.as_str().into()),
+            );
+        }
+        if let Some(ms) = self.queue_ms {
+            h.insert(
+                headers::QUEUE_MS.into(),
+                AMQPValue::LongLongInt(ms.min(i64::MAX as u64) as i64),
+            );
+        }
+        h.insert(
+            headers::COLD_START.into(),
+            AMQPValue::Boolean(self.cold_start),
+        );
+        if let Some(i) = &self.instance {
+            h.insert(
+                headers::INSTANCE.into(),
+                AMQPValue::LongString(i.as_str().into()),
+            );
+        }
+        if let Some(s) = self.retry_after {
+            h.insert(
+                headers::RETRY_AFTER.into(),
+                AMQPValue::LongLongInt(s.min(i64::MAX as u64) as i64),
+            );
+        }
+        let mut p = BasicProperties::default()
+            .with_headers(h)
+            .with_delivery_mode(if req.persistent { 2 } else { 1 });
+        if let Some(c) = &req.correlation_id {
+            p = p.with_correlation_id(c.clone());
+        }
+        if let Some(m) = req
+            .message_id
+            .as_deref()
+            .and_then(|m| ShortString::try_new(m).ok())
+        {
+            p = p.with_message_id(m);
+        }
+        if let Some(ct) = self
+            .content_type
+            .as_deref()
+            .and_then(|c| ShortString::try_new(c).ok())
+        {
+            p = p.with_content_type(ct);
+        }
+        p
+    }
+}
+
+/// Publish `reply` to `req.reply_to` (mandatory) and wait for the confirm.
+pub async fn send(
+    broker: &Broker,
+    req: &Request,
+    reply: &Reply,
+) -> Result<Published, PublishError> {
+    broker
+        .publish(
+            "",
+            req.reply_to.as_str(),
+            true,
+            &reply.body,
+            reply.properties(req),
+            None,
+        )
+        .await
+}
+
+/// Copy a message to `scale0.dead` with `x-scale0-reason` and `x-scale0-deployment`
+/// added to its headers, and wait for the confirm.
+pub async fn dead_letter(
+    broker: &Broker,
+    properties: &BasicProperties,
+    body: &[u8],
+    routing_key: &str,
+    deployment: &str,
+    why: &Invalid,
+) -> Result<(), PublishError> {
+    let mut h = properties.headers().clone().unwrap_or_default();
+    h.insert(
+        headers::REASON.into(),
+        AMQPValue::LongString(LongString::from(why.reason.as_str())),
+    );
+    h.insert(
+        headers::DEPLOYMENT.into(),
+        AMQPValue::LongString(LongString::from(deployment)),
+    );
+    // Keep the producer's properties (reply_to, correlation_id, message_id...) so a
+    // person can replay it; drop the TTL so the dead letter itself does not expire.
+    let mut p = properties.clone().with_headers(h);
+    if p.expiration().is_some() {
+        p = BasicProperties::default()
+            .with_headers(p.headers().clone().unwrap_or_default())
+            .with_delivery_mode(p.delivery_mode().unwrap_or(2));
+        if let Some(v) = properties.reply_to() {
+            p = p.with_reply_to(v.clone());
+        }
+        if let Some(v) = properties.correlation_id() {
+            p = p.with_correlation_id(v.clone());
+        }
+        if let Some(v) = properties.message_id() {
+            p = p.with_message_id(v.clone());
+        }
+        if let Some(v) = properties.content_type() {
+            p = p.with_content_type(v.clone());
+        }
+        if let Some(v) = properties.priority() {
+            p = p.with_priority(*v);
+        }
+    }
+    broker
+        .publish(DEAD_LETTER_EXCHANGE, routing_key, false, body, p, None)
+        .await
+        .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> Request {
+        Request {
+            deployment: "chat".into(),
+            body: Vec::new(),
+            reply_to: "replies".into(),
+            correlation_id: Some("c-1".into()),
+            message_id: Some("m-1".into()),
+            priority: 0,
+            deadline_ms: 0,
+            content_type: None,
+            persistent: true,
+            received_ms: 0,
+            redelivered: false,
+            properties: BasicProperties::default(),
+        }
+    }
+
+    fn header<'a>(p: &'a BasicProperties, name: &str) -> &'a AMQPValue {
+        p.headers().as_ref().unwrap().inner().get(name).unwrap()
+    }
+
+    #[test]
+    fn shed_replies_carry_status_reason_and_retry_after() {
+        let r = Reply::shed("held requests over max_held_requests 4", 12, true);
+        let p = r.properties(&request());
+        assert_eq!(
+            header(&p, headers::STATUS),
+            &AMQPValue::LongString("shed".into())
+        );
+        assert_eq!(
+            header(&p, headers::RETRY_AFTER),
+            &AMQPValue::LongLongInt(12)
+        );
+        assert_eq!(header(&p, headers::COLD_START), &AMQPValue::Boolean(true));
+        assert_eq!(p.correlation_id().as_ref().unwrap().as_str(), "c-1");
+        assert_eq!(p.message_id().as_ref().unwrap().as_str(), "m-1");
+        assert_eq!(*p.delivery_mode(), Some(2));
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["error"]["status"], "shed");
+    }
+}
