@@ -2,8 +2,10 @@
 //! and dispatches. Commands that read a clock or touch the network do so here, at the
 //! edge; the logic they drive lives in the library crates.
 
+mod bench;
 mod config_cmd;
 mod schedules;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +32,13 @@ enum Command {
     },
     /// List the upcoming firings of every scheduled action, in local time and UTC.
     Schedules(schedules::Args),
+    /// Replay a trace scenario through scale0's policy, the baselines and the oracle.
+    Simulate(simulate::Args),
+    /// Benchmarks that update their section of BENCHMARKS.md.
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +46,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Config { command } => config_cmd::run(command),
         Command::Schedules(args) => schedules::run(args),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Bench { command } => bench::run(command),
     };
     match result {
         Ok(code) => code,

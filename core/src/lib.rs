@@ -19,6 +19,8 @@
 //!   zones, and the scheduled floors and ceilings active at an instant.
 //! - [`policy`]: `decide()` and the parts it composes.
 //! - [`contract`]: the types every side of the wire shares.
+//! - [`sim`]: the trace-replay simulator: trace readers, scenarios, the event engine,
+//!   baseline policies and the oracle, driving the same `decide()`.
 //! - [`admission`]: the queue worker's shedding rules and wait estimate.
 
 pub mod admission;
@@ -27,3 +29,4 @@ pub mod contract;
 pub mod duration;
 pub mod policy;
 pub mod schedule;
+pub mod sim;

@@ -46,15 +46,14 @@ pub(super) fn record(samples: &mut Vec<Sample>, now: DateTime<Utc>, value: f64, 
 /// Mean of the samples within `window` of `now` (the latest sample always counts).
 fn mean_within(samples: &[Sample], now: DateTime<Utc>, window: Duration) -> f64 {
     let oldest = now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
-    let recent: Vec<f64> = samples
-        .iter()
-        .filter(|s| s.at > oldest)
-        .map(|s| s.value)
-        .collect();
-    if recent.is_empty() {
+    // Two passes instead of collecting: this runs twice per decision, and the sum is
+    // taken in the same order, so the mean is bit-for-bit the same.
+    let recent = || samples.iter().filter(|s| s.at > oldest).map(|s| s.value);
+    let n = recent().count();
+    if n == 0 {
         0.0
     } else {
-        recent.iter().sum::<f64>() / recent.len() as f64
+        recent().sum::<f64>() / n as f64
     }
 }
 

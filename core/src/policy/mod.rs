@@ -187,10 +187,19 @@ pub fn boot_lead_time(spec: &Deployment, obs: &Observation, pool: &str) -> Durat
         .unwrap_or_default();
     match obs.recent_boot_times.get(pool) {
         Some(samples) if !samples.is_empty() => {
-            let mut sorted = samples.clone();
-            sorted.sort();
-            let rank = (sorted.len() * 9).div_ceil(10).max(1) - 1;
-            sorted[rank]
+            let rank = (samples.len() * 9).div_ceil(10).max(1) - 1;
+            // Called on every decision: sort a copy on the stack when it fits (the store
+            // keeps 20 boots per pool), the same p90 without an allocation.
+            let mut buf = [Duration::ZERO; 32];
+            if let Some(sorted) = buf.get_mut(..samples.len()) {
+                sorted.copy_from_slice(samples);
+                sorted.sort_unstable();
+                sorted[rank]
+            } else {
+                let mut sorted = samples.clone();
+                sorted.sort_unstable();
+                sorted[rank]
+            }
         }
         _ => configured,
     }

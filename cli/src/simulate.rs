@@ -1,0 +1,271 @@
+//! `scale0 simulate --scenario FILE`: replay a trace through scale0's `decide()` and the
+//! baselines, print the comparison table, and write the JSON and an SVG plot.
+//!
+//! The simulation itself is `scale0_core::sim` (pure); this module does the edges: reading
+//! the scenario and the trace, a progress bar on stderr for runs longer than a couple of
+//! seconds, and the plot (plotters, SVG backend only: no system libraries).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plotters::prelude::*;
+use scale0_core::sim::trace::{self, ReadOptions};
+use scale0_core::sim::{
+    self, PolicyKind, RunOptions, Scenario, ScenarioReport, Series, Trace, TraceFormat,
+};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Scenario file (TOML); its `trace.path` is relative to the file.
+    #[arg(long)]
+    scenario: PathBuf,
+    /// Policies to run (repeatable; default: the scenario's list, or all). Names:
+    /// scale0, scale0@<tick>, keda, knative, aws-target-tracking, keep-alive-10m,
+    /// keep-alive@<ttl>, hybrid-histogram, always-on.
+    #[arg(long = "policy")]
+    policies: Vec<String>,
+    /// Trace format, when detection from the content is not wanted.
+    #[arg(long)]
+    format: Option<TraceFormat>,
+    /// Override the scenario's seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Directory for `<scenario>.json` and `<scenario>.svg`.
+    #[arg(long, default_value = "out/sim")]
+    out: PathBuf,
+    /// Skip the plot.
+    #[arg(long)]
+    no_plot: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let (mut scenario, dir) = load_scenario(&args.scenario)?;
+    if let Some(seed) = args.seed {
+        scenario.seed = seed;
+    }
+    let kinds = policies(&scenario, &args.policies)?;
+    let trace = load_trace(&scenario, &dir, args.format, &mut TraceCache::default())?;
+    let report = run_with_progress(&scenario, &trace, &kinds, &RunOptions::default())?;
+    println!("{}\n", report.summary());
+    print!("{}", report.markdown_table());
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let json = args.out.join(format!("{}.json", scenario.name));
+    std::fs::write(&json, report.to_json() + "\n")
+        .with_context(|| format!("cannot write {}", json.display()))?;
+    println!("\nJSON: {}", json.display());
+    if !args.no_plot {
+        let svg = args.out.join(format!("{}.svg", scenario.name));
+        plot(&report, &svg)?;
+        println!("plot: {}", svg.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Read and validate a scenario; also returns the directory its paths are relative to.
+pub fn load_scenario(path: &Path) -> anyhow::Result<(Scenario, PathBuf)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let scenario =
+        Scenario::from_toml_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok((scenario, dir))
+}
+
+/// The policies to run: the command line's, else the scenario's, else all.
+pub fn policies(scenario: &Scenario, names: &[String]) -> anyhow::Result<Vec<PolicyKind>> {
+    if names.is_empty() {
+        return Ok(sim::scenario_policies(scenario));
+    }
+    names
+        .iter()
+        .map(|n| n.parse::<PolicyKind>().map_err(|e| anyhow!(e)))
+        .collect()
+}
+
+/// Traces already read, by (path, format, bin): the suite reuses each several times.
+#[derive(Default)]
+pub struct TraceCache {
+    traces: HashMap<(PathBuf, Option<TraceFormat>, Option<i64>), Arc<Trace>>,
+}
+
+/// Read the scenario's trace (relative to `dir`).
+pub fn load_trace(
+    scenario: &Scenario,
+    dir: &Path,
+    format: Option<TraceFormat>,
+    cache: &mut TraceCache,
+) -> anyhow::Result<Arc<Trace>> {
+    let path = dir.join(&scenario.trace.path);
+    let format = format.or(scenario.trace.format);
+    let bin = scenario.trace.bin.map(|b| b.0.as_micros() as i64);
+    let key = (path.clone(), format, bin);
+    if let Some(t) = cache.traces.get(&key) {
+        return Ok(Arc::clone(t));
+    }
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "cannot read trace {} (trace.path is relative to the scenario file)",
+            path.display()
+        )
+    })?;
+    let t = trace::parse(
+        &bytes,
+        &path.display().to_string(),
+        format,
+        ReadOptions { bin },
+    )?;
+    let t = Arc::new(t);
+    cache.traces.insert(key, Arc::clone(&t));
+    Ok(t)
+}
+
+/// A progress bar that appears only once a run has taken more than two seconds.
+pub struct Progress {
+    bar: ProgressBar,
+    started: Instant,
+    shown: bool,
+}
+
+impl Progress {
+    pub fn new(len: u64) -> Progress {
+        let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::hidden());
+        if let Ok(style) = ProgressStyle::with_template("{prefix:>24} [{bar:40}] {pos:>3}% {msg}") {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        Progress {
+            bar,
+            started: Instant::now(),
+            shown: false,
+        }
+    }
+
+    pub fn update(&mut self, prefix: &str, pos: u64, msg: &str) {
+        if !self.shown && self.started.elapsed() > Duration::from_secs(2) {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
+        }
+        if self.shown {
+            self.bar.set_prefix(prefix.to_string());
+            self.bar.set_message(msg.to_string());
+            self.bar.set_position(pos);
+        }
+    }
+
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Run a scenario with a progress bar over its policies.
+pub fn run_with_progress(
+    scenario: &Scenario,
+    trace: &Trace,
+    kinds: &[PolicyKind],
+    options: &RunOptions,
+) -> anyhow::Result<ScenarioReport> {
+    let mut progress = Progress::new(100);
+    let index: HashMap<String, usize> = kinds
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.to_string(), i))
+        .collect();
+    let n = kinds.len().max(1) as f64;
+    let report = sim::run_scenario(scenario, trace, kinds, options, &mut |name, done| {
+        let i = index.get(name).copied().unwrap_or(0) as f64;
+        progress.update(&scenario.name, (100.0 * (i + done) / n) as u64, name);
+    })?;
+    progress.finish();
+    Ok(report)
+}
+
+/// Demand against ready and booting capacity over time: one panel for the oracle, one
+/// per policy, sharing the time axis.
+pub fn plot(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
+    let panels = report.policies.len() + 1;
+    let root = SVGBackend::new(path, (1200, 60 + 200 * panels as u32)).into_drawing_area();
+    let fail = |e: &dyn std::fmt::Display| anyhow!("plot {}: {e}", path.display());
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let (title, body) = root.split_vertically(50);
+    title
+        .titled(
+            &format!(
+                "{} — requests in the system (line) vs ready (blue) and booting (orange) slots",
+                report.scenario
+            ),
+            ("sans-serif", 18),
+        )
+        .map_err(|e| fail(&e))?;
+    let areas = body.split_evenly((panels, 1));
+    let hours = report.horizon_hours.max(1e-6);
+    let mut all: Vec<(String, &Series)> = vec![(
+        format!(
+            "oracle: {:.1} GPU-h (${:.2})",
+            report.oracle.gpu_hours, report.oracle.cost_usd
+        ),
+        &report.oracle.series,
+    )];
+    for p in &report.policies {
+        all.push((
+            format!(
+                "{}: {:.1} GPU-h (${:.2}), SLO met {:.1}%, p99 wait {:.1} s",
+                p.policy,
+                p.gpu_hours,
+                p.cost_usd,
+                p.slo_attainment * 100.0,
+                p.wait_p99_s
+            ),
+            &p.series,
+        ));
+    }
+    // One y axis for every panel, so capacities compare at a glance.
+    let y_max = all
+        .iter()
+        .flat_map(|(_, s)| {
+            (0..s.demand.len()).map(move |i| s.demand[i].max(s.ready_slots[i] + s.booting_slots[i]))
+        })
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let blue = RGBColor(70, 120, 200);
+    let orange = RGBColor(240, 160, 60);
+    for (area, (caption, series)) in areas.iter().zip(&all) {
+        let mut chart = ChartBuilder::on(area)
+            .caption(caption, ("sans-serif", 14))
+            .margin(6)
+            .x_label_area_size(24)
+            .y_label_area_size(44)
+            .build_cartesian_2d(0f64..hours, 0u32..y_max + 1)
+            .map_err(|e| fail(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("hours")
+            .y_desc("slots")
+            .light_line_style(WHITE)
+            .draw()
+            .map_err(|e| fail(&e))?;
+        let t: Vec<f64> = series.hours().collect();
+        let stacked = t
+            .iter()
+            .zip(series.ready_slots.iter().zip(&series.booting_slots))
+            .map(|(&x, (&r, &b))| (x, r + b));
+        chart
+            .draw_series(AreaSeries::new(stacked, 0, orange.mix(0.6)))
+            .map_err(|e| fail(&e))?;
+        let ready = t.iter().zip(&series.ready_slots).map(|(&x, &r)| (x, r));
+        chart
+            .draw_series(AreaSeries::new(ready, 0, blue.mix(0.6)))
+            .map_err(|e| fail(&e))?;
+        let demand = t.iter().zip(&series.demand).map(|(&x, &d)| (x, d));
+        chart
+            .draw_series(LineSeries::new(demand, BLACK.stroke_width(1)))
+            .map_err(|e| fail(&e))?;
+    }
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
