@@ -195,7 +195,7 @@ pub fn plot(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
     title
         .titled(
             &format!(
-                "{} — requests in the system (line) vs ready (blue) and booting (orange) slots",
+                "{}: requests in the system (line) vs ready (blue) and booting (orange) slots; own y scale per panel",
                 report.scenario
             ),
             ("sans-serif", 18),
@@ -223,18 +223,15 @@ pub fn plot(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
             &p.series,
         ));
     }
-    // One y axis for every panel, so capacities compare at a glance.
-    let y_max = all
-        .iter()
-        .flat_map(|(_, s)| {
-            (0..s.demand.len()).map(move |i| s.demand[i].max(s.ready_slots[i] + s.booting_slots[i]))
-        })
-        .max()
-        .unwrap_or(1)
-        .max(1);
     let blue = RGBColor(70, 120, 200);
     let orange = RGBColor(240, 160, 60);
     for (area, (caption, series)) in areas.iter().zip(&all) {
+        // Each panel has its own scale: one policy's queue spike would flatten the rest.
+        let y_max = (0..series.demand.len())
+            .map(|i| series.demand[i].max(series.ready_slots[i] + series.booting_slots[i]))
+            .max()
+            .unwrap_or(1)
+            .max(1);
         let mut chart = ChartBuilder::on(area)
             .caption(caption, ("sans-serif", 14))
             .margin(6)

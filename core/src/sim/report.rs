@@ -22,6 +22,8 @@ pub struct ScenarioReport {
     pub boot_time_s: f64,
     pub slots: u32,
     pub price_per_hour_usd: f64,
+    /// The request deadline and scale0's policy settings that shape its results.
+    pub scale0_settings: String,
     pub oracle: OracleReport,
     pub policies: Vec<PolicyReport>,
 }
@@ -51,6 +53,17 @@ impl ScenarioReport {
             boot_time_s: pool.boot_time.as_secs_f64(),
             slots: pool.slots,
             price_per_hour_usd: pool.price_per_hour_usd,
+            scale0_settings: {
+                let p = &scenario.deployment.policy;
+                format!(
+                    "request_deadline {}, target_utilization {}, scale_to_zero_grace {}, scale_down_stabilization {}, tick {}",
+                    scenario.deadline(),
+                    p.target_utilization,
+                    p.scale_to_zero_grace,
+                    p.scale_down_stabilization,
+                    scenario.control.tick
+                )
+            },
             oracle,
             policies,
         }

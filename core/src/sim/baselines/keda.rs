@@ -172,7 +172,7 @@ impl Autoscaler for Keda {
                     obs,
                     now,
                     0,
-                    "KEDA: inactive for cooldownPeriod, 1 → 0".into(),
+                    format!("KEDA: inactive for cooldownPeriod, {current} → 0"),
                 );
             }
         }
