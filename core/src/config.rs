@@ -30,6 +30,86 @@ pub struct Config {
     /// How the queue worker uses RabbitMQ. Optional; every field has a default.
     #[serde(default)]
     pub broker: BrokerSettings,
+    /// Where instances come from: local processes or EC2 Auto Scaling groups. Optional;
+    /// the default is `local`.
+    #[serde(default)]
+    pub provider: ProviderSettings,
+}
+
+/// Which instance provider the control plane drives, and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProviderSettings {
+    /// `local` (`scale0-instance` processes on this machine) or `aws-asg` (one EC2
+    /// Auto Scaling group per pool).
+    pub kind: ProviderKind,
+    pub local: LocalProviderSettings,
+    pub aws_asg: AwsAsgSettings,
+    /// How long a pool is skipped after the provider reports throttling, insufficient
+    /// capacity or a quota error, so the next decisions launch in other pools.
+    pub unavailable_backoff: HumanDuration,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        ProviderSettings {
+            kind: ProviderKind::Local,
+            local: LocalProviderSettings::default(),
+            aws_asg: AwsAsgSettings::default(),
+            unavailable_backoff: HumanDuration::from_secs(300),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Local,
+    AwsAsg,
+}
+
+/// The local provider: each instance is a `scale0-instance` process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalProviderSettings {
+    /// Directory of the pid files and logs that let a restarted control plane find its
+    /// running instances again. Default: `$TMPDIR/scale0-local` (`/tmp/scale0-local`).
+    pub state_dir: Option<String>,
+    /// The model server to run: a path, or a name looked up next to the running
+    /// binary and then on `PATH`.
+    pub instance_command: String,
+    /// Time between SIGTERM and SIGKILL when stopping an instance.
+    pub stop_timeout: HumanDuration,
+}
+
+impl Default for LocalProviderSettings {
+    fn default() -> Self {
+        LocalProviderSettings {
+            state_dir: None,
+            instance_command: "scale0-instance".into(),
+            stop_timeout: HumanDuration::from_secs(10),
+        }
+    }
+}
+
+/// The aws-asg provider: one EC2 Auto Scaling group per pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsAsgSettings {
+    /// AWS region; default: the SDK's (the `AWS_REGION` Lambda sets).
+    pub region: Option<String>,
+    /// An instance's base URL, from `{instance_id}` and `{region}`. The default relies
+    /// on resource-based hostnames with DNS A records enabled on the pools' subnets.
+    pub endpoint_template: String,
+}
+
+impl Default for AwsAsgSettings {
+    fn default() -> Self {
+        AwsAsgSettings {
+            region: None,
+            endpoint_template: "http://{instance_id}.{region}.compute.internal:8000".into(),
+        }
+    }
 }
 
 /// RabbitMQ settings of the queue worker. The broker's URL is not here: it comes from
@@ -105,7 +185,34 @@ pub struct Pool {
     pub price_per_hour_usd: f64,
     /// Expected time from launch to ready, used as the lead time until boots are measured.
     pub boot_time: HumanDuration,
+    /// aws-asg provider: the pool's Auto Scaling group. Default
+    /// `scale0-<deployment>-<pool>`.
+    #[serde(default)]
+    pub asg_name: Option<String>,
+    /// Local provider: extra flags for `scale0-instance` (latency model, faults); the
+    /// provider sets `--listen`, `--id`, `--boot-delay`, `--slots` and the paths itself.
+    #[serde(default)]
+    pub instance_args: Vec<String>,
 }
+
+impl Pool {
+    /// The Auto Scaling group of this pool of `deployment`.
+    pub fn asg_name(&self, deployment: &str) -> String {
+        self.asg_name
+            .clone()
+            .unwrap_or_else(|| format!("scale0-{deployment}-{}", self.name))
+    }
+}
+
+/// Flags of `scale0-instance` the local provider sets itself.
+pub const LOCAL_PROVIDER_FLAGS: [&str; 6] = [
+    "--listen",
+    "--id",
+    "--boot-delay",
+    "--slots",
+    "--readiness-path",
+    "--inference-path",
+];
 
 /// How a deployment scales. Defaults follow Knative's KPA where it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -341,6 +448,7 @@ impl Config {
             validate_deployment(&mut v, &at, d);
         }
         validate_broker(&mut v, &self.broker, &self.deployments);
+        validate_provider(&mut v, &self.provider, &self.deployments);
         if v.errors.is_empty() {
             Ok(())
         } else {
@@ -526,6 +634,60 @@ fn validate_broker(v: &mut Validator, b: &BrokerSettings, deployments: &[Deploym
                     d.request_deadline, b.consumer_timeout
                 ),
             );
+        }
+    }
+}
+
+fn validate_provider(v: &mut Validator, p: &ProviderSettings, deployments: &[Deployment]) {
+    v.positive("provider.unavailable_backoff".into(), p.unavailable_backoff);
+    v.positive("provider.local.stop_timeout".into(), p.local.stop_timeout);
+    if p.local.instance_command.trim().is_empty() {
+        v.err("provider.local.instance_command", "must not be empty");
+    }
+    if p.local
+        .state_dir
+        .as_deref()
+        .is_some_and(|d| d.trim().is_empty())
+    {
+        v.err("provider.local.state_dir", "must not be empty when given");
+    }
+    let t = &p.aws_asg.endpoint_template;
+    if !(t.starts_with("http://") || t.starts_with("https://")) || !t.contains("{instance_id}") {
+        v.err(
+            "provider.aws_asg.endpoint_template",
+            format!("`{t}` must start with http:// or https:// and contain {{instance_id}}"),
+        );
+    }
+    // The lifecycle handler finds a pool by its group's name, so names must be unique.
+    let mut groups = HashSet::new();
+    for d in deployments {
+        for pool in &d.pools {
+            let at = format!("deployments[{}].pools[{}]", d.name, pool.name);
+            let group = pool.asg_name(&d.name);
+            let ok_chars = group
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c));
+            if group.is_empty() || group.len() > 255 || !ok_chars {
+                v.err(
+                    format!("{at}.asg_name"),
+                    format!("`{group}` must be 1-255 characters of A-Z, a-z, 0-9 and -_.:/"),
+                );
+            }
+            if !groups.insert(group.clone()) {
+                v.err(
+                    format!("{at}.asg_name"),
+                    format!("Auto Scaling group `{group}` is used by another pool"),
+                );
+            }
+            for arg in &pool.instance_args {
+                let flag = arg.split('=').next().unwrap_or_default();
+                if LOCAL_PROVIDER_FLAGS.contains(&flag) {
+                    v.err(
+                        format!("{at}.instance_args"),
+                        format!("`{flag}` is set by the local provider from the pool's settings"),
+                    );
+                }
+            }
         }
     }
 }
@@ -800,6 +962,65 @@ mod tests {
         };
         assert_eq!(errors[0].field, "broker.consumer_timeout");
         assert!(Config::from_toml_str(&format!("{MINIMAL}\n[broker]\nquorum = true\n")).is_err());
+    }
+
+    #[test]
+    fn provider_settings_default_and_name_their_fields() {
+        let c = Config::load(MINIMAL).unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::Local);
+        assert_eq!(
+            c.deployments[0].pools[0].asg_name("chat"),
+            "scale0-chat-a10g"
+        );
+        let aws = format!(
+            "{}\n[provider]\nkind = \"aws-asg\"\nunavailable_backoff = \"2m\"\n\
+             [provider.aws_asg]\nregion = \"eu-west-1\"\n",
+            MINIMAL.replace(
+                "boot_time = \"90s\"",
+                "boot_time = \"90s\"\nasg_name = \"gpu-a\""
+            )
+        );
+        let c = Config::load(&aws).unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::AwsAsg);
+        assert_eq!(c.provider.aws_asg.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(c.deployments[0].pools[0].asg_name("chat"), "gpu-a");
+
+        let cases = [
+            (
+                "[provider]\nunavailable_backoff = \"0s\"",
+                "provider.unavailable_backoff",
+            ),
+            (
+                "[provider.aws_asg]\nendpoint_template = \"10.0.0.1:8000\"",
+                "provider.aws_asg.endpoint_template",
+            ),
+            (
+                "[provider.local]\ninstance_command = \" \"",
+                "provider.local.instance_command",
+            ),
+        ];
+        for (extra, field) in cases {
+            let Err(LoadError::Invalid(ValidationErrors(errors))) =
+                Config::load(&format!("{MINIMAL}\n{extra}\n"))
+            else {
+                panic!("{extra} must be refused");
+            };
+            assert_eq!(errors[0].field, field, "{errors:?}");
+        }
+        let flags = MINIMAL.replace(
+            "boot_time = \"90s\"",
+            "boot_time = \"90s\"\ninstance_args = [\"--slots=2\"]",
+        );
+        let Err(LoadError::Invalid(ValidationErrors(errors))) = Config::load(&flags) else {
+            panic!("a flag the provider sets must be refused");
+        };
+        assert_eq!(
+            errors[0].field,
+            "deployments[chat].pools[a10g].instance_args"
+        );
+        assert!(
+            Config::from_toml_str(&format!("{MINIMAL}\n[provider]\nkind = \"k8s\"\n")).is_err()
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ use redis::AsyncCommands;
 use scale0_core::contract::{InstanceRecord, InstanceState};
 use scale0_core::policy::{Decision, PolicyMemory};
 
+use crate::decisions::ObservedSummary;
 use crate::{Result, Store, json, keys, parse};
 
 const COMMIT: &str = r#"
@@ -45,7 +46,11 @@ for _ = 1, n do
   i = i + 1
 end
 if ARGV[i] == '' then redis.call('DEL', KEYS[6]) else redis.call('SET', KEYS[6], ARGV[i], 'EX', 600) end
-redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[i + 1], '*', 'generation', generation, 'decision', ARGV[4])
+if ARGV[i + 2] == '' then
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[i + 1], '*', 'generation', generation, 'decision', ARGV[4])
+else
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[i + 1], '*', 'generation', generation, 'decision', ARGV[4], 'observed', ARGV[i + 2])
+end
 return {1, generation}
 "#;
 
@@ -114,6 +119,18 @@ impl Store {
         expected: u64,
         decision: &Decision,
     ) -> Result<CommitOutcome> {
+        self.commit_decision_observed(expected, decision, None)
+            .await
+    }
+
+    /// [`Store::commit_decision`], logging with the decision a summary of what it was
+    /// decided from (for `scale0 status` and `scale0 explain`).
+    pub async fn commit_decision_observed(
+        &self,
+        expected: u64,
+        decision: &Decision,
+        observed: Option<&ObservedSummary>,
+    ) -> Result<CommitOutcome> {
         let d = decision.deployment.as_str();
         let generation = expected + 1;
         let requested = requested_instances(decision, generation, decision.at);
@@ -150,7 +167,8 @@ impl Store {
         }
         script
             .arg(decision.cap.as_ref().map(json).unwrap_or_default())
-            .arg(crate::decisions::DECISIONS_KEPT);
+            .arg(crate::decisions::DECISIONS_KEPT)
+            .arg(observed.map(json).unwrap_or_default());
         let (ok, value): (i64, u64) = script.invoke_async(&mut self.conn()).await?;
         let _: () = self.conn().sadd(keys::DEPLOYMENTS, d).await?;
         Ok(if ok == 1 {

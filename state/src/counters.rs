@@ -101,14 +101,7 @@ impl Store {
     /// Requests held by all workers whose report is fresher than `stale_after`.
     pub async fn held(&self, deployment: &str, now_ms: i64, stale_after: Duration) -> Result<u64> {
         let reports: Vec<(String, String)> = self.conn().hgetall(keys::held(deployment)).await?;
-        let oldest = now_ms - stale_after.as_millis() as i64;
-        Ok(reports
-            .iter()
-            .filter_map(|(_, v)| v.split_once(':'))
-            .filter_map(|(count, ms)| Some((count.parse::<u64>().ok()?, ms.parse::<i64>().ok()?)))
-            .filter(|&(_, ms)| ms >= oldest)
-            .map(|(count, _)| count)
-            .sum())
+        Ok(held_sum(&reports, now_ms, stale_after))
     }
 
     /// One request served: `service_ms` at the instance, `latency_ms` end to end.
@@ -135,25 +128,16 @@ impl Store {
             .conn()
             .lrange(keys::service_ms(deployment), 0, -1)
             .await?;
-        if samples.is_empty() {
-            return Ok(None);
-        }
-        let mean = samples.iter().sum::<u64>() as f64 / samples.len() as f64;
-        Ok(Some(Duration::from_secs_f64(mean / 1000.0)))
+        Ok(mean_ms(&samples))
     }
 
     /// p95 of recent end-to-end latencies, in milliseconds.
     pub async fn latency_p95_ms(&self, deployment: &str) -> Result<Option<f64>> {
-        let mut samples: Vec<u64> = self
+        let samples: Vec<u64> = self
             .conn()
             .lrange(keys::latency_ms(deployment), 0, -1)
             .await?;
-        if samples.is_empty() {
-            return Ok(None);
-        }
-        samples.sort_unstable();
-        let rank = (samples.len() * 95).div_ceil(100).max(1) - 1;
-        Ok(Some(samples[rank] as f64))
+        Ok(p95(samples))
     }
 
     pub async fn record_boot(&self, deployment: &str, pool: &str, took: Duration) -> Result<()> {
@@ -186,4 +170,33 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Sum of the held-count reports (`count:ms`) fresher than `stale_after`.
+pub(crate) fn held_sum(reports: &[(String, String)], now_ms: i64, stale_after: Duration) -> u64 {
+    let oldest = now_ms - stale_after.as_millis() as i64;
+    reports
+        .iter()
+        .filter_map(|(_, v)| v.split_once(':'))
+        .filter_map(|(count, ms)| Some((count.parse::<u64>().ok()?, ms.parse::<i64>().ok()?)))
+        .filter(|&(_, ms)| ms >= oldest)
+        .map(|(count, _)| count)
+        .sum()
+}
+
+pub(crate) fn mean_ms(samples: &[u64]) -> Option<Duration> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mean = samples.iter().sum::<u64>() as f64 / samples.len() as f64;
+    Some(Duration::from_secs_f64(mean / 1000.0))
+}
+
+pub(crate) fn p95(mut samples: Vec<u64>) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = (samples.len() * 95).div_ceil(100).max(1) - 1;
+    Some(samples[rank] as f64)
 }

@@ -31,6 +31,13 @@ impl Store {
         Ok(set.is_some())
     }
 
+    /// Forget an event id recorded by [`Store::first_sighting`], so a retry of an
+    /// event whose handling failed part-way is handled again.
+    pub async fn forget_event(&self, deployment: &str, event_id: &str) -> Result<()> {
+        let _: () = self.conn().del(keys::event(deployment, event_id)).await?;
+        Ok(())
+    }
+
     /// Record that `message_id` was answered with `status`.
     pub async fn mark_done(
         &self,

@@ -62,6 +62,15 @@ pub fn unavailable(d: &str) -> String {
 pub fn activation(d: &str) -> String {
     key(d, "activation")
 }
+pub fn terminated(d: &str) -> String {
+    key(d, "terminated")
+}
+pub fn lifecycle(d: &str) -> String {
+    key(d, "lifecycle")
+}
+pub fn gpu_utilization(d: &str) -> String {
+    key(d, "gpu-utilization")
+}
 
 #[cfg(test)]
 mod tests {

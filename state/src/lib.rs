@@ -7,13 +7,14 @@
 //!
 //! | module | keys | written by | read by |
 //! | --- | --- | --- | --- |
-//! | [`registry`] | `instances` (hash id → record) | functions, worker (failures) | both |
+//! | [`registry`] | `instances` (hash id → record), `terminated` (zset id → ms) | functions, worker (failures, ready) | both |
+//! | [`lifecycle`] | `lifecycle` (hash id → pending Auto Scaling lifecycle action) | lifecycle handler | scaler's applier |
 //! | [`slots`] | `inflight:<id>` (zset of leases) | worker | both |
 //! | [`capacity`] | `generation`, `memory`, `desired` | scaler (fenced commit) | scaler, status |
-//! | [`decisions`] | `decisions` (capped stream) | scaler | `scale0 explain` |
+//! | [`decisions`] | `decisions` (capped stream: decision + observed summary) | scaler | `scale0 status`, `scale0 explain` |
 //! | [`dedupe`] | `event:<id>`, `done:<message id>` | both | both |
 //! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
-//! | [`signals`] | `cap`, `unavailable`, `activation` | scaler, worker | worker, scaler |
+//! | [`signals`] | `cap`, `unavailable`, `gpu-utilization`, `activation` | scaler, worker | worker, scaler |
 //! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
 //!
 //! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
@@ -28,6 +29,7 @@ pub mod counters;
 pub mod decisions;
 pub mod dedupe;
 pub mod keys;
+pub mod lifecycle;
 pub mod registry;
 pub mod signals;
 pub mod slots;

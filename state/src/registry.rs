@@ -51,6 +51,75 @@ redis.call('HSET', KEYS[1], ARGV[1], out)
 return out
 "#;
 
+/// Puts a real instance in the registry: it replaces a `requested` placeholder of its
+/// pool (keeping the placeholder's `launched_at`, so boot time counts from the
+/// request), or is added when the pool has none. An id already present is left alone,
+/// so a repeated lifecycle event or a reconcile racing it adopts an instance once.
+const ADOPT: &str = r#"
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing then return {0, '', existing} end
+local best_id, best_at = false, false
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  local rec = cjson.decode(all[i + 1])
+  if rec.state == 'requested' and rec.pool == ARGV[3] then
+    -- RFC 3339 strings of one writer compare in time order closely enough to pick
+    -- an old placeholder; which one is replaced does not matter for correctness.
+    if not best_id or rec.launched_at < best_at or (rec.launched_at == best_at and all[i] < best_id) then
+      best_id, best_at = all[i], rec.launched_at
+    end
+  end
+end
+local rec = cjson.decode(ARGV[2])
+if best_id then
+  redis.call('HDEL', KEYS[1], best_id)
+  rec.launched_at = best_at
+end
+local out = cjson.encode(rec)
+redis.call('HSET', KEYS[1], ARGV[1], out)
+if best_id then return {1, best_id, out} end
+return {2, '', out}
+"#;
+
+/// Drops terminated records older than a bound: the ids in `terminated` scored at or
+/// below `ARGV[1]`, if their record still says terminated.
+const PURGE: &str = r#"
+local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local n = 0
+for _, id in ipairs(ids) do
+  local raw = redis.call('HGET', KEYS[1], id)
+  if raw and cjson.decode(raw).state == 'terminated' then
+    redis.call('HDEL', KEYS[1], id); n = n + 1
+  end
+  redis.call('ZREM', KEYS[2], id)
+end
+return n
+"#;
+
+/// What [`Store::adopt_instance`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Adopted {
+    /// Took the place of this `requested` placeholder.
+    Replaced {
+        placeholder: String,
+        record: InstanceRecord,
+    },
+    /// The pool had no placeholder; added as new capacity.
+    Added(InstanceRecord),
+    /// Already registered; nothing changed.
+    Existing(InstanceRecord),
+}
+
+impl Adopted {
+    pub fn record(&self) -> &InstanceRecord {
+        match self {
+            Adopted::Replaced { record, .. }
+            | Adopted::Added(record)
+            | Adopted::Existing(record) => record,
+        }
+    }
+}
+
 /// Outcome of a guarded state change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Transition {
@@ -128,6 +197,88 @@ impl Store {
             0 => Transition::Refused(record()?),
             _ => Transition::NotFound,
         })
+    }
+
+    /// Register a real instance the provider started, replacing a `requested`
+    /// placeholder of its pool when there is one (see [`Adopted`]).
+    pub async fn adopt_instance(&self, record: &InstanceRecord) -> Result<Adopted> {
+        let key = keys::instances(&record.deployment);
+        let (code, placeholder, raw): (i64, String, String) = redis::Script::new(ADOPT)
+            .key(&key)
+            .arg(&record.id)
+            .arg(json(record))
+            .arg(&record.pool)
+            .invoke_async(&mut self.conn())
+            .await?;
+        let stored: InstanceRecord = parse(&format!("{key}/{}", record.id), &raw)?;
+        Ok(match code {
+            0 => Adopted::Existing(stored),
+            1 => Adopted::Replaced {
+                placeholder,
+                record: stored,
+            },
+            _ => Adopted::Added(stored),
+        })
+    }
+
+    /// `requested`/`booting` → `ready` once its readiness path answered 200. Whoever
+    /// applies the change (health sweep, worker) also records the boot duration, so
+    /// it is recorded once however many observers saw the instance become ready.
+    pub async fn mark_ready(
+        &self,
+        deployment: &str,
+        id: &str,
+        at: DateTime<Utc>,
+        endpoint: Option<&str>,
+    ) -> Result<Transition> {
+        let t = self
+            .transition(
+                deployment,
+                id,
+                &[InstanceState::Requested, InstanceState::Booting],
+                InstanceState::Ready,
+                at,
+                endpoint,
+            )
+            .await?;
+        if let Transition::Applied(r) = &t
+            && let Ok(took) = (at - r.launched_at).to_std()
+        {
+            self.record_boot(deployment, &r.pool, took).await?;
+        }
+        Ok(t)
+    }
+
+    /// The instance is gone (stopped by us or by its provider). Its record stays, as
+    /// `terminated`, so a late listing or event cannot register it again; its leases
+    /// are dropped. [`Store::purge_terminated`] removes old records.
+    pub async fn mark_terminated(
+        &self,
+        deployment: &str,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Transition> {
+        let t = self
+            .transition(deployment, id, &[], InstanceState::Terminated, at, None)
+            .await?;
+        if matches!(t, Transition::Applied(_)) {
+            let _: () = redis::pipe()
+                .zadd(keys::terminated(deployment), id, at.timestamp_millis())
+                .del(keys::inflight(deployment, id))
+                .query_async(&mut self.conn())
+                .await?;
+        }
+        Ok(t)
+    }
+
+    /// Remove records terminated at or before `before`; returns how many.
+    pub async fn purge_terminated(&self, deployment: &str, before: DateTime<Utc>) -> Result<u32> {
+        Ok(redis::Script::new(PURGE)
+            .key(keys::instances(deployment))
+            .key(keys::terminated(deployment))
+            .arg(before.timestamp_millis())
+            .invoke_async(&mut self.conn())
+            .await?)
     }
 
     /// Count one more consecutive failure; returns the updated record.

@@ -5,6 +5,8 @@
 //!   minutes so a stopped scaler cannot leave a deployment shedding forever.
 //! - `unavailable`: pools the provider cannot launch into until a time (insufficient
 //!   capacity, quota, throttling); the next decision launches elsewhere.
+//! - `gpu-utilization`: the latest GPU utilisation a metric source reported, with a
+//!   short expiry.
 //! - `activation`: a short-lived marker that rate-limits activation events per
 //!   deployment across all workers.
 
@@ -73,6 +75,29 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// The latest mean GPU utilisation (0–1) a metric source reported (a CloudWatch
+    /// alarm's datapoint), kept for `ttl` so ticks between alarms still see it.
+    pub async fn set_gpu_utilization(
+        &self,
+        deployment: &str,
+        value: f64,
+        ttl: Duration,
+    ) -> Result<()> {
+        let _: () = self
+            .conn()
+            .pset_ex(
+                keys::gpu_utilization(deployment),
+                value,
+                ttl.as_millis().max(1) as u64,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn gpu_utilization(&self, deployment: &str) -> Result<Option<f64>> {
+        Ok(self.conn().get(keys::gpu_utilization(deployment)).await?)
     }
 
     /// True if this caller may send an activation event now (at most one per

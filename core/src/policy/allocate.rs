@@ -170,6 +170,8 @@ mod tests {
             slots,
             price_per_hour_usd: price,
             boot_time: HumanDuration::from_secs(90),
+            asg_name: None,
+            instance_args: Vec::new(),
         }
     }
 

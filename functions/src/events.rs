@@ -1,0 +1,220 @@
+//! The events that trigger the functions, as Lambda delivers them (JSON), parsed into
+//! the `aws_lambda_events` types. One function can receive several kinds, so each
+//! handler's event is an enum told apart by the fields AWS documents (`source`,
+//! `detail-type`, `eventSource`). Anything else is a clear [`HandlerError::Malformed`]
+//! naming what was expected; nothing here panics on input.
+//!
+//! | handler | event | AWS shape |
+//! | --- | --- | --- |
+//! | scaler | tick | EventBridge `Scheduled Event` from `aws.events` |
+//! | scaler | alarm | EventBridge `CloudWatch Alarm State Change` from `aws.cloudwatch`, or an alarm's direct Lambda action (`alarmData`) |
+//! | scaler | control | Amazon MQ for RabbitMQ event source (`eventSource: aws:rmq`), base64 bodies holding [`ControlEvent`] JSON |
+//! | scheduler | schedule | the EventBridge Scheduler target input: [`ScheduleInvocation`] |
+//! | lifecycle | Auto Scaling | EventBridge events from `aws.autoscaling` (lifecycle actions, launch/terminate results) |
+//! | lifecycle | EC2 state | EventBridge `EC2 Instance State-change Notification` from `aws.ec2` |
+
+use aws_lambda_events::autoscaling::AutoScalingEvent;
+use aws_lambda_events::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData};
+use aws_lambda_events::cloudwatch_events::ec2::InstanceStateChange;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::rabbitmq::{RabbitMqEvent, RabbitMqMessage};
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use scale0_core::contract::ControlEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::HandlerError;
+
+/// An alarm state change delivered by EventBridge.
+pub type AlarmStateChange = EventBridgeEvent<CloudWatchAlarmData>;
+/// An EC2 instance state change delivered by EventBridge.
+pub type InstanceStateChangeEvent = EventBridgeEvent<InstanceStateChange>;
+
+/// What the scaler function receives.
+#[derive(Debug, Clone)]
+pub enum ScalerEvent {
+    /// The periodic tick: every deployment, with a health sweep and a reconcile.
+    Tick(EventBridgeEvent),
+    /// A CloudWatch alarm changed state (through EventBridge).
+    Alarm(AlarmStateChange),
+    /// A CloudWatch alarm's direct Lambda action.
+    AlarmAction(CloudWatchAlarm),
+    /// Control events from `scale0.control` through the Amazon MQ event source.
+    Control(RabbitMqEvent),
+    /// Control events already decoded (the local runner consumes the queue itself).
+    ControlEvents(Vec<ControlEvent>),
+    /// Wake deployments for another reason (the scheduler function, the local runner).
+    Wake(Wake),
+}
+
+/// A wake-up that is not an AWS event. JSON: `{"wake": {...}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Wake {
+    /// Deployments to evaluate; empty means all.
+    #[serde(default)]
+    pub deployments: Vec<String>,
+    /// What woke them, for the decision log.
+    pub trigger: String,
+    /// An id to dedupe on (a repeated wake with the same id changes nothing).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Run the health sweep and reconcile, as a tick does.
+    #[serde(default)]
+    pub sweep: bool,
+}
+
+/// What the lifecycle function receives.
+#[derive(Debug, Clone)]
+pub enum LifecycleEvent {
+    AutoScaling(AutoScalingEvent),
+    InstanceState(InstanceStateChangeEvent),
+}
+
+/// The input an EventBridge Scheduler schedule passes to the scheduler function
+/// (its target `Input`, verbatim). Terraform renders it per scheduled action, with
+/// Scheduler's context attributes for the execution id and time:
+///
+/// ```json
+/// {"deployment": "chat", "action": "office-hours",
+///  "execution_id": "<aws.scheduler.execution-id>",
+///  "scheduled_time": "<aws.scheduler.scheduled-time>"}
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleInvocation {
+    pub deployment: String,
+    pub action: String,
+    #[serde(default)]
+    pub execution_id: Option<String>,
+    #[serde(default)]
+    pub scheduled_time: Option<DateTime<Utc>>,
+}
+
+fn malformed(what: &str, e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Malformed(format!("{what}: {e}"))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, HandlerError> {
+    serde_json::from_value(v).map_err(|e| malformed(what, e))
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let keys: Vec<&str> = m.keys().map(String::as_str).take(8).collect();
+            format!("an object with keys [{}]", keys.join(", "))
+        }
+        Value::Null => "null".into(),
+        Value::Array(_) => "an array".into(),
+        other => format!("a {}", json_type(other)),
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        _ => "value",
+    }
+}
+
+impl ScalerEvent {
+    /// Tell the event kinds apart and parse into their types.
+    pub fn from_value(v: Value) -> Result<Self, HandlerError> {
+        if !v.is_object() {
+            return Err(HandlerError::Malformed(format!(
+                "expected an EventBridge, CloudWatch alarm or Amazon MQ event object, got {}",
+                describe(&v)
+            )));
+        }
+        if str_field(&v, "eventSource") == Some("aws:rmq") {
+            return typed("Amazon MQ (RabbitMQ) event", v).map(ScalerEvent::Control);
+        }
+        if let Some(wake) = v.get("wake") {
+            return typed("wake", wake.clone()).map(ScalerEvent::Wake);
+        }
+        let source = str_field(&v, "source").unwrap_or_default().to_string();
+        let detail_type = str_field(&v, "detail-type").unwrap_or_default().to_string();
+        match (source.as_str(), detail_type.as_str()) {
+            ("aws.events", "Scheduled Event") => {
+                typed("EventBridge scheduled event", v).map(ScalerEvent::Tick)
+            }
+            ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
+                typed("CloudWatch alarm state change", v).map(ScalerEvent::Alarm)
+            }
+            ("aws.cloudwatch", _) if v.get("alarmData").is_some() => {
+                typed("CloudWatch alarm action", v).map(ScalerEvent::AlarmAction)
+            }
+            ("", "") => Err(HandlerError::Malformed(format!(
+                "not an EventBridge, CloudWatch alarm or Amazon MQ event: got {}",
+                describe(&v)
+            ))),
+            _ => Err(HandlerError::Malformed(format!(
+                "the scaler takes scheduled events (aws.events), alarm state changes \
+                 (aws.cloudwatch) and Amazon MQ events, not source `{source}` detail-type \
+                 `{detail_type}`"
+            ))),
+        }
+    }
+}
+
+impl LifecycleEvent {
+    pub fn from_value(v: Value) -> Result<Self, HandlerError> {
+        let source = str_field(&v, "source").unwrap_or_default().to_string();
+        let detail_type = str_field(&v, "detail-type").unwrap_or_default().to_string();
+        match (source.as_str(), detail_type.as_str()) {
+            ("aws.autoscaling", _) => {
+                typed("EC2 Auto Scaling event", v).map(LifecycleEvent::AutoScaling)
+            }
+            ("aws.ec2", "EC2 Instance State-change Notification") => {
+                typed("EC2 instance state-change notification", v)
+                    .map(LifecycleEvent::InstanceState)
+            }
+            _ if !v.is_object() => Err(HandlerError::Malformed(format!(
+                "expected an EventBridge event object, got {}",
+                describe(&v)
+            ))),
+            _ => Err(HandlerError::Malformed(format!(
+                "the lifecycle handler takes EC2 Auto Scaling events (aws.autoscaling) and \
+                 EC2 instance state-change notifications (aws.ec2), not source `{source}` \
+                 detail-type `{detail_type}`"
+            ))),
+        }
+    }
+}
+
+impl ScheduleInvocation {
+    pub fn from_value(v: Value) -> Result<Self, HandlerError> {
+        if !v.is_object() {
+            return Err(HandlerError::Malformed(format!(
+                "expected the schedule's JSON input {{\"deployment\", \"action\"}}, got {}",
+                describe(&v)
+            )));
+        }
+        typed("EventBridge Scheduler input", v)
+    }
+}
+
+/// Decode one Amazon MQ message body (base64) into a control event.
+pub fn decode_control(message: &RabbitMqMessage) -> Result<ControlEvent, String> {
+    let data = message
+        .data
+        .as_deref()
+        .ok_or_else(|| "message has no data".to_string())?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data.trim())
+        .map_err(|e| format!("data is not base64: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("not a control event: {e}"))
+}
+
+/// A string field of an Auto Scaling event's `detail`.
+pub fn detail_str<'a>(event: &'a AutoScalingEvent, key: &str) -> Option<&'a str> {
+    event.detail.get(key).and_then(Value::as_str)
+}

@@ -1,0 +1,580 @@
+//! The scaler: observe, decide, commit under the fence, apply.
+//!
+//! One invocation handles one event, which may concern one deployment (a control
+//! event, an alarm named after a deployment) or all (the tick). Each deployment runs
+//! independently and concurrently:
+//!
+//! 1. **dedupe** — the event's id is recorded with `SET NX`; a repeated event changes
+//!    nothing. If handling then fails, the id is forgotten so a retry runs again.
+//! 2. **sweep and reconcile** (tick only) — readiness probes ([`crate::health`]) and
+//!    the registry brought in line with the provider ([`crate::apply::reconcile`]).
+//! 3. **observe** — queue depth by AMQP passive declare, everything else from Redis.
+//! 4. **decide** — `scale0_core::policy::decide`, pure.
+//! 5. **commit** — one Lua script, fenced by the generation read in step 3: targets,
+//!    memory, `requested` placeholders, drains, the cap (which tells workers to shed)
+//!    and the decision log entry, atomically. A fenced run observes and decides again,
+//!    now seeing the winner's placeholders. After `fence_attempts` lost races it gives
+//!    up: others are committing fresh decisions, so nothing is lost.
+//! 6. **apply** — [`crate::apply::apply`] converges the provider on the registry. If a
+//!    pool turned out unavailable, the scaler decides once more at once, so the need
+//!    is launched in another pool without waiting for the next event.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_util::future::join_all;
+use scale0_core::config::Deployment;
+use scale0_core::contract::{ControlEvent, ControlEventKind, InstanceState, request_queue};
+use scale0_core::policy::{Cap, Decision, decide};
+use scale0_state::capacity::{CommitOutcome, requested_instances};
+use scale0_state::decisions::ObservedSummary;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::apply::{ApplyReport, ReconcileReport};
+use crate::events::{ScalerEvent, Wake, decode_control};
+use crate::health::SweepReport;
+use crate::{Deps, HandlerError, Result};
+
+/// What woke the scaler for one deployment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wakeup {
+    pub trigger: String,
+    /// Ids to dedupe on; empty means always run.
+    pub event_ids: Vec<String>,
+    /// Requests a worker said it holds (an activation event), in case its report in
+    /// Redis is not there yet.
+    pub held_hint: u64,
+    /// Instances a worker reported failing: (id, consecutive failures, reason).
+    pub failed: Vec<(String, u32, String)>,
+    /// Run the health sweep and reconcile first.
+    pub sweep: bool,
+}
+
+impl Wakeup {
+    fn merge(&mut self, other: Wakeup) {
+        if !other.trigger.is_empty() && !self.trigger.split(", ").any(|t| t == other.trigger) {
+            if !self.trigger.is_empty() {
+                self.trigger.push_str(", ");
+            }
+            self.trigger.push_str(&other.trigger);
+        }
+        self.event_ids.extend(other.event_ids);
+        self.held_hint = self.held_hint.max(other.held_hint);
+        self.failed.extend(other.failed);
+        self.sweep |= other.sweep;
+    }
+}
+
+/// What the scaler did, returned to Lambda (and logged).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScalerOutcome {
+    pub deployments: Vec<DeploymentOutcome>,
+    /// Control messages that could not be read, skipped with the reason (the rest of
+    /// their batch was handled).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rejected: Vec<String>,
+}
+
+/// What the scaler did for one deployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DeploymentOutcome {
+    pub deployment: String,
+    pub trigger: String,
+    /// The event was seen before: nothing was done.
+    pub duplicate: bool,
+    /// Every commit attempt lost the race to other runs.
+    pub superseded: bool,
+    /// The generation of the last committed decision.
+    pub generation: Option<u64>,
+    /// Decisions committed (2 when a pool turned out unavailable and it decided again).
+    pub rounds: u32,
+    pub targets: BTreeMap<String, u32>,
+    /// Placeholders the decisions registered.
+    pub requested: Vec<String>,
+    pub drained: Vec<String>,
+    pub terminated: Vec<String>,
+    pub cap: Option<Cap>,
+    pub reasons: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconcile: Option<ReconcileReport>,
+    pub applied: Vec<ApplyReport>,
+}
+
+/// Handle one scaler event.
+pub async fn scaler(event: ScalerEvent, deps: &Deps) -> Result<ScalerOutcome> {
+    let now = deps.clock.now();
+    let (wakeups, rejected) = plan(event, deps, now).await?;
+    if wakeups.is_empty() && !rejected.is_empty() {
+        return Err(HandlerError::Malformed(format!(
+            "no usable control event in the batch: {}",
+            rejected.join("; ")
+        )));
+    }
+    let runs = wakeups.into_iter().map(|(name, wake)| async move {
+        let result = match deps.config.deployment(&name) {
+            Some(spec) => run_deployment(deps, spec, wake, now).await,
+            None => Err(HandlerError::Unknown {
+                what: "deployment",
+                name: name.clone(),
+            }),
+        };
+        (name, result)
+    });
+    let results = join_all(runs).await;
+    let total = results.len();
+    let mut outcome = ScalerOutcome {
+        rejected,
+        ..Default::default()
+    };
+    let mut failures = Vec::new();
+    for (name, r) in results {
+        match r {
+            Ok(o) => outcome.deployments.push(o),
+            // One deployment: its own error, whose kind says whether to retry.
+            Err(e) if total == 1 => return Err(e),
+            Err(e) => failures.push(format!("{name}: {e}")),
+        }
+    }
+    if failures.is_empty() {
+        Ok(outcome)
+    } else {
+        Err(HandlerError::Partial { failures, total })
+    }
+}
+
+/// Parse a scaler event from Lambda's JSON and handle it.
+pub async fn handle_json(event: Value, deps: &Deps) -> Result<ScalerOutcome> {
+    scaler(ScalerEvent::from_value(event)?, deps).await
+}
+
+fn all(deps: &Deps, wake: Wakeup) -> BTreeMap<String, Wakeup> {
+    deps.config
+        .deployments
+        .iter()
+        .map(|d| (d.name.clone(), wake.clone()))
+        .collect()
+}
+
+/// Which deployments to run, and why. Validates everything before any state changes.
+async fn plan(
+    event: ScalerEvent,
+    deps: &Deps,
+    now: DateTime<Utc>,
+) -> Result<(BTreeMap<String, Wakeup>, Vec<String>)> {
+    let eb_id = |id: &Option<String>| id.iter().map(|i| format!("eb:{i}")).collect::<Vec<_>>();
+    Ok(match event {
+        ScalerEvent::Tick(e) => {
+            let wake = Wakeup {
+                trigger: "tick".into(),
+                event_ids: eb_id(&e.id),
+                sweep: true,
+                ..Default::default()
+            };
+            (all(deps, wake), Vec::new())
+        }
+        ScalerEvent::Alarm(e) => {
+            let alarm = crate::scaler::alarm::AlarmChange::from_eventbridge(&e);
+            alarm.wakeups(deps, eb_id(&e.id), now).await?
+        }
+        ScalerEvent::AlarmAction(e) => {
+            let alarm = crate::scaler::alarm::AlarmChange::from_action(&e);
+            let id = format!(
+                "alarm:{}:{}",
+                e.alarm_arn.as_deref().unwrap_or(&alarm.name),
+                e.time.timestamp_millis()
+            );
+            alarm.wakeups(deps, vec![id], now).await?
+        }
+        ScalerEvent::Control(e) => {
+            let mut events = Vec::new();
+            let mut rejected = Vec::new();
+            let mut queues: Vec<_> = e.messages_by_queue.iter().collect();
+            queues.sort_by(|a, b| a.0.cmp(b.0));
+            for (queue, messages) in queues {
+                for (i, m) in messages.iter().enumerate() {
+                    match decode_control(m) {
+                        Ok(ev) => events.push(ev),
+                        Err(why) => rejected.push(format!("{queue}[{i}]: {why}")),
+                    }
+                }
+            }
+            let (wakeups, more) = control_wakeups(deps, events);
+            rejected.extend(more);
+            (wakeups, rejected)
+        }
+        ScalerEvent::ControlEvents(events) => control_wakeups(deps, events),
+        ScalerEvent::Wake(w) => wake_wakeups(deps, w)?,
+    })
+    .inspect(|(_, rejected)| {
+        for r in rejected {
+            tracing::warn!(rejected = %r, "control message skipped");
+        }
+    })
+}
+
+fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Vec<String>)> {
+    let wake = Wakeup {
+        trigger: w.trigger.clone(),
+        event_ids: w.id.iter().map(|i| format!("wake:{i}")).collect(),
+        sweep: w.sweep,
+        ..Default::default()
+    };
+    if w.deployments.is_empty() {
+        return Ok((all(deps, wake), Vec::new()));
+    }
+    let mut out = BTreeMap::new();
+    for name in w.deployments {
+        if deps.config.deployment(&name).is_none() {
+            return Err(HandlerError::Unknown {
+                what: "deployment",
+                name,
+            });
+        }
+        out.insert(name, wake.clone());
+    }
+    Ok((out, Vec::new()))
+}
+
+fn control_wakeups(
+    deps: &Deps,
+    events: Vec<ControlEvent>,
+) -> (BTreeMap<String, Wakeup>, Vec<String>) {
+    let mut out: BTreeMap<String, Wakeup> = BTreeMap::new();
+    let mut rejected = Vec::new();
+    for ev in events {
+        if deps.config.deployment(&ev.deployment).is_none() {
+            rejected.push(format!(
+                "control event {}: unknown deployment `{}`",
+                ev.id, ev.deployment
+            ));
+            continue;
+        }
+        let mut wake = Wakeup {
+            trigger: ev.kind_name().to_string(),
+            event_ids: vec![format!("control:{}", ev.id)],
+            ..Default::default()
+        };
+        match &ev.kind {
+            ControlEventKind::Activation { held } => wake.held_hint = *held,
+            ControlEventKind::Pressure { .. } => {}
+            ControlEventKind::InstanceFailed {
+                instance,
+                failures,
+                reason,
+            } => wake
+                .failed
+                .push((instance.clone(), *failures, reason.clone())),
+        }
+        match out.get_mut(&ev.deployment) {
+            Some(w) => w.merge(wake),
+            None => {
+                out.insert(ev.deployment.clone(), wake);
+            }
+        }
+    }
+    (out, rejected)
+}
+
+/// Run the scaler for one deployment. Public so the scheduler and lifecycle handlers
+/// (and the local runner) can wake it in-process.
+pub async fn run_deployment(
+    deps: &Deps,
+    spec: &Deployment,
+    wake: Wakeup,
+    now: DateTime<Utc>,
+) -> Result<DeploymentOutcome> {
+    let d = spec.name.as_str();
+    let mut fresh = Vec::new();
+    for id in &wake.event_ids {
+        if deps
+            .store
+            .first_sighting(d, id, deps.settings.event_ttl)
+            .await?
+        {
+            fresh.push(id.clone());
+        }
+    }
+    if !wake.event_ids.is_empty() && fresh.is_empty() {
+        tracing::info!(deployment = d, trigger = %wake.trigger, "repeated event: nothing to do");
+        return Ok(DeploymentOutcome {
+            deployment: d.to_string(),
+            trigger: wake.trigger,
+            duplicate: true,
+            ..Default::default()
+        });
+    }
+    let result = run_fresh(deps, spec, wake, now).await;
+    if let Err(e) = &result {
+        tracing::error!(deployment = d, error = %e, "scaler run failed");
+        for id in &fresh {
+            let _ = deps.store.forget_event(d, id).await;
+        }
+    }
+    result
+}
+
+async fn run_fresh(
+    deps: &Deps,
+    spec: &Deployment,
+    wake: Wakeup,
+    now: DateTime<Utc>,
+) -> Result<DeploymentOutcome> {
+    let d = spec.name.as_str();
+    let mut out = DeploymentOutcome {
+        deployment: d.to_string(),
+        trigger: wake.trigger.clone(),
+        ..Default::default()
+    };
+    if wake.sweep {
+        out.sweep = Some(crate::health::sweep(deps, spec, now).await?);
+        out.reconcile = Some(crate::apply::reconcile(deps, spec, now).await?);
+    }
+    for (instance, failures, reason) in &wake.failed {
+        if *failures >= spec.policy.unhealthy_after_failures {
+            let t = deps
+                .store
+                .transition(
+                    d,
+                    instance,
+                    &[InstanceState::Booting, InstanceState::Ready],
+                    InstanceState::Unhealthy,
+                    now,
+                    None,
+                )
+                .await?;
+            tracing::warn!(deployment = d, instance, failures, reason, result = ?t, "worker reports instance failing");
+        }
+    }
+    let depth = deps
+        .queue
+        .depth(&request_queue(d))
+        .await?
+        .unwrap_or_default();
+
+    for round in 1..=2 {
+        let Some((decision, generation)) = decide_and_commit(deps, spec, &wake, depth, now).await?
+        else {
+            out.superseded = true;
+            break;
+        };
+        out.rounds = round;
+        out.generation = Some(generation);
+        out.targets = decision
+            .pools
+            .iter()
+            .map(|p| (p.pool.clone(), p.target))
+            .collect();
+        out.requested.extend(
+            requested_instances(&decision, generation, decision.at)
+                .into_iter()
+                .map(|r| r.id),
+        );
+        out.drained.extend(decision.drain.iter().cloned());
+        out.terminated.extend(decision.terminate.iter().cloned());
+        out.cap = decision.cap.clone();
+        out.reasons = decision.reasons.clone();
+        let applied = crate::apply::apply(deps, spec, &decision, now).await?;
+        let again = !applied.unavailable.is_empty();
+        out.applied.push(applied);
+        if !again {
+            break;
+        }
+    }
+    tracing::info!(
+        deployment = d,
+        trigger = %out.trigger,
+        generation = ?out.generation,
+        targets = ?out.targets,
+        requested = ?out.requested,
+        "scaler run"
+    );
+    Ok(out)
+}
+
+/// Observe, decide and commit until a commit wins or the attempts run out.
+pub async fn decide_and_commit(
+    deps: &Deps,
+    spec: &Deployment,
+    wake: &Wakeup,
+    depth: u64,
+    now: DateTime<Utc>,
+) -> Result<Option<(Decision, u64)>> {
+    for attempt in 0..deps.settings.fence_attempts.max(1) {
+        let snapshot = deps.store.load_policy(&spec.name).await?;
+        let mut obs = deps.store.observe(spec, now, depth).await?;
+        obs.held = obs.held.max(wake.held_hint);
+        let decision = decide(now, spec, &obs, &snapshot.memory);
+        let summary = ObservedSummary::new(&wake.trigger, &obs);
+        match deps
+            .store
+            .commit_decision_observed(snapshot.generation, &decision, Some(&summary))
+            .await?
+        {
+            CommitOutcome::Committed { generation } => return Ok(Some((decision, generation))),
+            CommitOutcome::Fenced { .. } => {
+                // Back off a little, with jitter, so racing runs spread out.
+                let cap_ms = 1u64 << attempt.min(4);
+                let jitter = u64::from(std::process::id() ^ Utc::now().timestamp_subsec_nanos())
+                    % (cap_ms + 1);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+        }
+    }
+    tracing::warn!(deployment = %spec.name, "fenced out on every attempt; others decided");
+    Ok(None)
+}
+
+pub mod alarm {
+    //! CloudWatch alarms: which deployment an alarm speaks for, and the GPU
+    //! utilisation datapoint it may carry.
+
+    use std::collections::BTreeMap;
+
+    use aws_lambda_events::cloudwatch_alarms::{
+        CloudWatchAlarm, CloudWatchAlarmState, CloudWatchAlarmStateReasonData,
+        CloudWatchAlarmStateValue,
+    };
+    use chrono::{DateTime, Utc};
+    use serde_json::Value;
+
+    use super::{Wakeup, all};
+    use crate::events::AlarmStateChange;
+    use crate::{Deps, Result};
+
+    /// The parts of an alarm state change the scaler uses.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AlarmChange {
+        pub name: String,
+        pub state: String,
+        pub metric: Option<String>,
+        /// `Deployment` dimension of the alarm's metric, if any.
+        pub dimension: Option<String>,
+        /// The latest datapoint, from the state's reason data.
+        pub datapoint: Option<f64>,
+    }
+
+    fn state_name(s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>) -> String {
+        match s.as_ref().map(|s| &s.value) {
+            Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
+            Some(CloudWatchAlarmStateValue::InsufficientData) => "INSUFFICIENT_DATA",
+            Some(_) => "OK",
+            None => "unknown",
+        }
+        .to_string()
+    }
+
+    fn datapoint(s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>) -> Option<f64> {
+        match s.as_ref()?.reason_data.as_ref()? {
+            CloudWatchAlarmStateReasonData::Metric(m) => m
+                .recent_datapoints
+                .last()
+                .copied()
+                .or_else(|| m.evaluated_datapoints.first().and_then(|p| p.value)),
+            _ => None,
+        }
+    }
+
+    fn metric_parts(configuration: &Value) -> (Option<String>, Option<String>) {
+        let metric = configuration
+            .get("metrics")
+            .and_then(Value::as_array)
+            .and_then(|m| m.first())
+            .and_then(|m| m.get("metricStat"))
+            .and_then(|s| s.get("metric"));
+        let name = metric
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let dimension = metric
+            .and_then(|m| m.get("dimensions"))
+            .and_then(|d| d.get("Deployment").or_else(|| d.get("deployment")))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        (name, dimension)
+    }
+
+    impl AlarmChange {
+        pub fn from_eventbridge(e: &AlarmStateChange) -> Self {
+            let (metric, dimension) = metric_parts(&e.detail.configuration);
+            AlarmChange {
+                name: e.detail.alarm_name.clone(),
+                state: state_name(&e.detail.state),
+                metric,
+                dimension,
+                datapoint: datapoint(&e.detail.state),
+            }
+        }
+
+        pub fn from_action(e: &CloudWatchAlarm) -> Self {
+            let (metric, dimension) = metric_parts(&e.alarm_data.configuration);
+            AlarmChange {
+                name: e.alarm_data.alarm_name.clone(),
+                state: state_name(&e.alarm_data.state),
+                metric,
+                dimension,
+                datapoint: datapoint(&e.alarm_data.state),
+            }
+        }
+
+        /// The deployment this alarm speaks for: its metric's `Deployment` dimension,
+        /// else the longest deployment name the alarm name starts with (after an
+        /// optional `scale0-`), followed by the end or one of `-._:/`.
+        pub fn deployment<'a>(&self, names: impl Iterator<Item = &'a str>) -> Option<String> {
+            let names: Vec<&str> = names.collect();
+            if let Some(d) = &self.dimension
+                && names.contains(&d.as_str())
+            {
+                return Some(d.clone());
+            }
+            let rest = self.name.strip_prefix("scale0-").unwrap_or(&self.name);
+            names
+                .into_iter()
+                .filter(|n| {
+                    rest.strip_prefix(n).is_some_and(|tail| {
+                        tail.is_empty() || tail.starts_with(['-', '.', '_', ':', '/'])
+                    })
+                })
+                .max_by_key(|n| n.len())
+                .map(str::to_string)
+        }
+
+        /// A GPU utilisation metric's latest value as a share (percent → share).
+        pub fn gpu_utilization(&self) -> Option<f64> {
+            let metric = self.metric.as_deref()?.to_ascii_lowercase();
+            if !(metric.contains("gpu") && metric.contains("util")) {
+                return None;
+            }
+            let v = self.datapoint?;
+            Some(if v > 1.0 { v / 100.0 } else { v }.clamp(0.0, 1.0))
+        }
+
+        pub(super) async fn wakeups(
+            &self,
+            deps: &Deps,
+            ids: Vec<String>,
+            _now: DateTime<Utc>,
+        ) -> Result<(BTreeMap<String, Wakeup>, Vec<String>)> {
+            let wake = Wakeup {
+                trigger: format!("alarm {} {}", self.name, self.state),
+                event_ids: ids,
+                ..Default::default()
+            };
+            let names = deps.config.deployments.iter().map(|d| d.name.as_str());
+            let Some(d) = self.deployment(names) else {
+                // An alarm we cannot attribute wakes every deployment: harmless, as
+                // deciding again changes nothing that does not need changing.
+                return Ok((all(deps, wake), Vec::new()));
+            };
+            if let Some(u) = self.gpu_utilization() {
+                deps.store
+                    .set_gpu_utilization(&d, u, deps.settings.metric_ttl)
+                    .await?;
+            }
+            Ok((BTreeMap::from([(d, wake)]), Vec::new()))
+        }
+    }
+}
