@@ -83,6 +83,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
 
 fn policies(args: PoliciesArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    let load_at_start = load();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.scenarios)
         .with_context(|| format!("cannot list {}", args.scenarios.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -159,7 +160,7 @@ fn policies(args: PoliciesArgs) -> anyhow::Result<ExitCode> {
         .into_iter()
         .flatten()
         .collect();
-    let section = policies_section(&results, runtime, jobs, &args);
+    let section = policies_section(&results, runtime, jobs, &args, &load_at_start);
     if args.no_write {
         println!("{section}");
     } else {
@@ -179,11 +180,12 @@ fn policies_section(
     runtime: f64,
     jobs: usize,
     args: &PoliciesArgs,
+    load: &str,
 ) -> String {
     let mut s = format!("{POLICIES_SECTION}\n\n");
     s.push_str(&format!(
         "Command: `cargo run --release -p scale0 -- bench policies{}` (scenarios: `{}/*.toml`; JSON and SVG plots of \
-         demand against ready and booting capacity per policy go to `{}/`). {}; commit {}; {}. \
+         demand against ready and booting capacity per policy go to `{}/`). {} ({load}); commit {}; {}. \
          Suite runtime: {runtime:.0} s for {} scenarios{}.\n\n",
         if jobs > 1 { format!(" --jobs {jobs}") } else { String::new() },
         args.scenarios.display(),
@@ -379,6 +381,7 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
 fn speed(args: SpeedArgs) -> anyhow::Result<ExitCode> {
     let tick: scale0_core::duration::HumanDuration =
         args.tick.parse().map_err(|e| anyhow!("--tick: {e}"))?;
+    let load_at_start = load();
     let mut scenario = Scenario::from_toml_str(SPEED_SCENARIO)
         .map_err(|e| anyhow!("built-in speed scenario: {e}"))?;
     scenario.trace.path = args.trace.display().to_string();
@@ -428,7 +431,9 @@ fn speed(args: SpeedArgs) -> anyhow::Result<ExitCode> {
         "{SPEED_SECTION}\n\n\
          Command: `cargo run --release -p scale0 -- bench sim-speed --write` (the built-in scenario in `cli/src/bench.rs`: \
          the whole NASA-HTTP trace, {} requests over 58.6 days, scale0's `decide()` every {tick} plus the worker's events, \
-         8-slot instances, log-normal service times). Single-threaded. {}; commit {}; {}.\n\n\
+         8-slot instances, log-normal service times; the suite's scenarios tick every 60 s, so this is the harder case). \
+         Single-threaded. {} ({load_at_start}); commit {}; {}. Peak RSS is the process's high-water mark, the figure \
+         `/usr/bin/time -v` reports as maximum resident set size.\n\n\
          | figure | result | goal |\n| --- | ---: | --- |\n\
          | read and parse the 10 MB trace | {:.3} s | |\n\
          | replay (workload generation + engine + {} decisions), fastest of {} | {:.3} s | ≤ 3 s |\n\
@@ -484,6 +489,18 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
+}
+
+/// The 1-minute load average (others' work on a shared machine shows in wall times).
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            l.split_whitespace()
+                .next()
+                .map(|x| format!("load average {x} at the start"))
+        })
+        .unwrap_or_else(|| "load average unknown".into())
 }
 
 /// "2 cores, <CPU model>".
