@@ -975,6 +975,9 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         "{}:{}:{}",
         ctx.shared.settings.worker_id, job.seq, job.attempts
     );
+    let lease_ms = ctx.shared.settings.lease_ttl.as_millis().max(1) as i64;
+    let deadline_ms = job.req.deadline_ms;
+    let lease_until = move |now_ms: i64| now_ms.saturating_add(lease_ms).min(deadline_ms);
     let now_ms = Utc::now().timestamp_millis();
     match ctx
         .shared
@@ -985,7 +988,7 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
             target.slots,
             &token,
             now_ms,
-            job.req.deadline_ms,
+            lease_until(now_ms),
         )
         .await
     {
@@ -1025,7 +1028,39 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
     let result = if remaining.is_zero() {
         Err(CallError::Timeout)
     } else {
-        call(&ctx, &job, &target, remaining).await
+        // Renew the lease while the instance works, so it outlives a short TTL but
+        // not this worker.
+        let renew = async {
+            let every = ctx.shared.settings.lease_ttl / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                let now_ms = Utc::now().timestamp_millis();
+                if now_ms >= deadline_ms {
+                    std::future::pending::<()>().await;
+                }
+                match ctx
+                    .shared
+                    .store
+                    .renew_slot(d, &target.id, &token, now_ms, lease_until(now_ms))
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(deployment = d, instance = %target.id, "slot lease lapsed during a request");
+                    }
+                    Err(_) => {
+                        ctx.shared
+                            .metrics
+                            .redis_errors
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            r = call(&ctx, &job, &target, remaining) => r,
+            _ = renew => unreachable!("the renewal loop never ends"),
+        }
     };
     let service = started.elapsed();
 

@@ -40,6 +40,10 @@ struct Args {
     /// Attempts per request (first try plus retries on other instances).
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Slot leases last this long, renewed while their request runs; a worker that
+    /// dies gives its instances' slots back within it.
+    #[arg(long, default_value = "10s")]
+    lease_ttl: HumanDuration,
     /// Registry reads and readiness probes of booting instances.
     #[arg(long, default_value = "200ms")]
     refresh_interval: HumanDuration,
@@ -89,6 +93,7 @@ async fn real_main() -> anyhow::Result<()> {
     settings.activation_interval = args.activation_interval.0;
     settings.max_attempts = args.max_attempts.max(1);
     settings.refresh_interval = args.refresh_interval.0.max(Duration::from_millis(10));
+    settings.lease_ttl = args.lease_ttl.0.max(Duration::from_millis(300));
 
     // Redis may come up after the worker: retry with backoff, as for RabbitMQ.
     let mut backoff =

@@ -42,6 +42,9 @@ pub struct WorkerSettings {
     pub probe_timeout: Duration,
     /// TCP connect timeout to an instance (the whole call is bounded by the deadline).
     pub connect_timeout: Duration,
+    /// A slot lease lasts this long and is renewed every third of it while its request
+    /// runs: a worker that dies gives its slots back within this time.
+    pub lease_ttl: Duration,
     /// A `done` marker lives this long past the request's deadline.
     pub done_ttl_after_deadline: Duration,
     /// Reconnect backoff to RabbitMQ: first delay and ceiling (doubling, with jitter).
@@ -65,6 +68,7 @@ impl WorkerSettings {
             report_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
+            lease_ttl: Duration::from_secs(10),
             done_ttl_after_deadline: Duration::from_secs(600),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(5),

@@ -6,6 +6,9 @@
 //! - [`Store::try_signal`]: at most one signal of a kind per interval per deployment,
 //!   across all workers (the `pressure` control event); `activation` keeps its own key
 //!   through [`Store::try_activation`].
+//! - [`Store::renew_slot`]: move a slot lease's expiry. The worker takes leases for a
+//!   short time and renews them while the request runs, so a worker that dies gives
+//!   its slots back within that time instead of at the request's deadline.
 
 use std::time::Duration;
 
@@ -22,7 +25,36 @@ fn signal_key(deployment: &str, kind: &str) -> String {
 /// Samples kept per list, as [`Store::record_request`] keeps them.
 const REQUEST_SAMPLES: isize = 500;
 
+/// Moves the lease's expiry only if the lease still exists (an expired lease may
+/// already have been purged and its slot taken by someone else).
+const RENEW: &str = r#"
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3]) + 60000
+if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"#;
+
 impl Store {
+    /// Extend the lease `token` on `instance` to `expires_ms`; false if it is gone.
+    pub async fn renew_slot(
+        &self,
+        deployment: &str,
+        instance: &str,
+        token: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> Result<bool> {
+        let renewed: i64 = redis::Script::new(RENEW)
+            .key(keys::inflight(deployment, instance))
+            .arg(token)
+            .arg(expires_ms.max(now_ms + 1))
+            .arg(now_ms)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(renewed == 1)
+    }
+
     /// Record many served requests at once: `(service_ms, latency_ms)` each, oldest
     /// first, into the same capped lists as [`Store::record_request`].
     pub async fn record_requests(&self, deployment: &str, samples: &[(u64, u64)]) -> Result<()> {

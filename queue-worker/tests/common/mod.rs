@@ -518,3 +518,21 @@ pub fn deadline_in(ms: i64) -> FieldTable {
     );
     t
 }
+
+/// Run `rabbitmqctl` (it needs root on the broker's host), failing the test with its
+/// output.
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("rabbitmqctl is needed for this test (root, on the broker's host): {e}")
+        });
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,206 @@
+//! Losing the broker connection and losing the worker process: nothing is lost —
+//! against real RabbitMQ, Redis and `scale0-instance` processes. The connection test
+//! uses a vhost of its own so `rabbitmqctl close_all_connections` touches nothing else
+//! (it needs `rabbitmqctl`, run as root).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use std::time::Duration;
+
+use common::*;
+use scale0_core::contract::InstanceState;
+
+/// A vhost for one test, deleted on drop.
+struct Vhost(String);
+
+impl Vhost {
+    fn new() -> Vhost {
+        let name = unique("vhost");
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Vhost(name)
+    }
+
+    fn url(&self) -> String {
+        let base = amqp_url();
+        let root = base.rsplit_once('/').map_or(base.as_str(), |(r, _)| r);
+        format!("{root}/{}", self.0)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.0])
+            .output();
+    }
+}
+
+/// Count replies per correlation id.
+fn tally(replies: &[ReplyMsg]) -> BTreeMap<String, usize> {
+    let mut seen = BTreeMap::new();
+    for r in replies {
+        *seen.entry(r.correlation_id.clone()).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// t=0 40 requests (0.3 s each, 4 slots) are being served; t≈0.8 s every connection
+/// of the vhost is closed (the worker's and the producer's). The worker reconnects,
+/// the broker redelivers what was unacked; in-flight requests finish and answer, and
+/// their redelivered copies are recognised by `message_id`. Every request is answered.
+#[tokio::test]
+async fn broker_connections_closed_mid_flight_lose_nothing() {
+    let vhost = Vhost::new();
+    let url = vhost.url();
+    let d = unique("close");
+    let config = config(
+        &d,
+        "",
+        r#"slots = 4
+        boot_time = "30s""#,
+    );
+    let store = store().await;
+    let instance = start_instance(&["--slots", "4", "--decode-tokens-per-sec", "100"]);
+    register(&store, &d, "i-1", &instance.url, InstanceState::Ready).await;
+    let worker = TestWorker::start_at(&url, config, |_| {}).await;
+    let replies = unique("replies");
+    let client = Client::new(&url, &replies).await;
+    for i in 0..40 {
+        client
+            .request(&d, &format!("c{i}"), &completion(30), |p| {
+                p.with_message_id(format!("{d}-m{i}").into())
+                    .with_delivery_mode(2)
+            })
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    rabbitmqctl(&[
+        "close_all_connections",
+        "--vhost",
+        &vhost.0,
+        "scale0 test: connection loss",
+    ]);
+
+    // The producer reconnects too and reads its durable reply queue.
+    let client = Client::new(&url, &replies).await;
+    worker.wait_healthy().await;
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tally(&got).len() < 40 && tokio::time::Instant::now() < deadline {
+        got.extend(client.replies(40, Duration::from_secs(2)).await);
+    }
+    let seen = tally(&got);
+    assert_eq!(
+        seen.len(),
+        40,
+        "every request answered; missing: {:?}",
+        (0..40)
+            .map(|i| format!("c{i}"))
+            .filter(|c| !seen.contains_key(c))
+            .collect::<Vec<_>>()
+    );
+    assert!(got.iter().all(|r| r.status == "ok"), "{got:?}");
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let m = worker.metrics().await;
+    assert!(metric(&m, "scale0_worker_broker_reconnects_total") >= 1.0);
+    eprintln!(
+        "connection loss: 40 answered, {duplicates} duplicate replies, instance ran {} requests, {} redeliveries recognised",
+        instance.stats().await["served"],
+        metric(
+            &m,
+            &format!("scale0_worker_duplicates_total{{deployment=\"{d}\"}}")
+        )
+    );
+    worker.stop().await;
+    client.cleanup(&[]).await;
+    store.remove_instance(&d, "i-1").await.unwrap();
+    cleanup(&d).await;
+}
+
+/// t=0 a worker process serves 30 requests (0.5 s each, 4 slots); t≈1.2 s it is killed
+/// with SIGKILL. Its unacked requests are redelivered to a second worker, its slot
+/// leases lapse within their 2 s TTL: every request is answered; requests answered
+/// twice are counted.
+#[tokio::test]
+async fn a_worker_killed_with_sigkill_loses_nothing() {
+    let d = unique("kill");
+    let config = config(
+        &d,
+        "",
+        r#"slots = 4
+        boot_time = "30s""#,
+    );
+    let store = store().await;
+    let instance = start_instance(&["--slots", "4", "--decode-tokens-per-sec", "100"]);
+    register(&store, &d, "i-1", &instance.url, InstanceState::Ready).await;
+    let dir = std::env::temp_dir().join(unique("kill-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scale0.json");
+    std::fs::write(&path, serde_json::to_string(&*config).unwrap()).unwrap();
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scale0-queue-worker"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--lease-ttl",
+            "2s",
+        ])
+        .env("SCALE0_AMQP_URL", amqp_url())
+        .env("SCALE0_REDIS_URL", redis_url())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn scale0-queue-worker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let metrics_url = line.trim().strip_prefix("metrics on ").unwrap().to_string();
+    wait_healthy(&metrics_url).await;
+
+    let client = Client::new(&amqp_url(), &unique("replies")).await;
+    for i in 0..30 {
+        client
+            .request(&d, &format!("c{i}"), &completion(50), |p| {
+                p.with_message_id(format!("{d}-m{i}").into())
+            })
+            .await;
+    }
+    let before = client.replies(30, Duration::from_millis(1200)).await;
+    assert!(
+        !before.is_empty() && before.len() < 30,
+        "killed mid-way: {}",
+        before.len()
+    );
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+
+    let second = TestWorker::start(config, |_| {}).await;
+    let mut got = before.clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tally(&got).len() < 30 && tokio::time::Instant::now() < deadline {
+        got.extend(client.replies(30, Duration::from_secs(2)).await);
+    }
+    let seen = tally(&got);
+    assert_eq!(seen.len(), 30, "every request answered");
+    assert!(got.iter().all(|r| r.status == "ok"));
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    let served = instance.stats().await["served"].as_u64().unwrap();
+    eprintln!(
+        "SIGKILL: 30 answered ({} before the kill), {duplicates} duplicate replies, instance ran {served} requests",
+        before.len()
+    );
+    assert!(served >= 30);
+    second.stop().await;
+    client.cleanup(&[]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    cleanup(&d).await;
+}
