@@ -192,6 +192,11 @@ async fn plan(
         ScalerEvent::Control(e) => {
             let mut events = Vec::new();
             let mut rejected = Vec::new();
+            if e.messages_by_queue.values().all(Vec::is_empty) {
+                return Err(HandlerError::Malformed(
+                    "Amazon MQ event without messages".into(),
+                ));
+            }
             let mut queues: Vec<_> = e.messages_by_queue.iter().collect();
             queues.sort_by(|a, b| a.0.cmp(b.0));
             for (queue, messages) in queues {
