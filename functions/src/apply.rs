@@ -145,7 +145,8 @@ async fn stop_one(
         }
         _ => {}
     }
-    if let Some(mut action) = deps.store.lifecycle_action(d, id).await? {
+    let action = deps.store.lifecycle_action(d, id).await?;
+    if let Some(mut action) = action.filter(|a| a.transition.ends_with("TERMINATING")) {
         return match deps.provider.complete_lifecycle_action(&action).await {
             Ok(()) => {
                 deps.store.remove_lifecycle_action(d, id).await?;
@@ -164,6 +165,8 @@ async fn stop_one(
     match deps.provider.stop(spec, &record).await {
         Ok(()) => {
             deps.store.mark_terminated(d, id, now).await?;
+            // A launching action still waiting for completion is moot now.
+            deps.store.remove_lifecycle_action(d, id).await?;
             Ok(StopResult::Stopped(id.to_string()))
         }
         Err(e) => Ok(StopResult::Failed(format!("stop {id}: {e}"))),

@@ -66,10 +66,16 @@ where
 {
     let status = e.raw_response().map(|r| r.status().as_u16());
     let code = e.code().map(str::to_string);
-    let message = e
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_sdk_autoscaling::error::DisplayErrorContext(&e).to_string());
+    let message = match e.message() {
+        Some(m) => m.to_string(),
+        // No code or message: an unparsable answer (moto's HTML 500 page) or a
+        // transport failure. The status and the error's own words are enough.
+        None if status.is_some() => "the service answered without an error document".into(),
+        None => {
+            let full = aws_sdk_autoscaling::error::DisplayErrorContext(&e).to_string();
+            full.chars().take(300).collect()
+        }
+    };
     let mut kind = classify(code.as_deref(), &message);
     if kind == ProviderErrorKind::Fatal && status.is_some_and(|s| s >= 500) {
         kind = ProviderErrorKind::Transient;
@@ -237,10 +243,32 @@ impl AsgProvider {
             .await;
         match sent.map_err(|e| sdk_error("TerminateInstanceInAutoScalingGroup", e)) {
             Ok(_) => Ok(()),
-            // Already gone: the goal is reached.
+            // Already gone: the goal is reached. AWS says so with a ValidationError;
+            // moto with a bare 500, so ask which instances the groups still have.
             Err(e) if e.kind == ProviderErrorKind::NotFound => Ok(()),
+            Err(e) if !self.in_a_group(instance_id).await.unwrap_or(true) => {
+                tracing::info!(instance_id, error = %e, "instance already left its group");
+                Ok(())
+            }
             Err(e) => Err(e),
         }
+    }
+
+    /// Whether a group still holds the instance, other than on its way out.
+    async fn in_a_group(&self, instance_id: &str) -> ProviderResult<bool> {
+        let out = self
+            .client
+            .describe_auto_scaling_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeAutoScalingInstances", e))?;
+        Ok(out.auto_scaling_instances().iter().any(|i| {
+            i.instance_id() == Some(instance_id)
+                && !i
+                    .lifecycle_state()
+                    .is_some_and(|s| s.starts_with("Terminat"))
+        }))
     }
 
     async fn complete(&self, a: &PendingLifecycleAction) -> ProviderResult<()> {

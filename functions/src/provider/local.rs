@@ -217,6 +217,10 @@ impl LocalProvider {
                     "no exit after SIGTERM; SIGKILL"
                 );
                 let _ = signal(pf.pid, libc::SIGKILL);
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+                while is_alive(&pf) && tokio::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         }
         for ext in ["json", "out", "log"] {
