@@ -11,7 +11,9 @@ use scale0_core::contract::{InstanceRecord, InstanceState};
 use scale0_core::policy::{Cap, Decision, Observation, PolicyMemory, decide};
 use scale0_state::Store;
 use scale0_state::capacity::{CommitOutcome, requested_instances};
-use scale0_state::registry::Transition;
+use scale0_state::decisions::ObservedSummary;
+use scale0_state::lifecycle::PendingLifecycleAction;
+use scale0_state::registry::{Adopted, Transition};
 
 async fn store() -> Store {
     let url = std::env::var("SCALE0_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
@@ -421,4 +423,179 @@ async fn commit_registers_launches_marks_drains_and_logs() {
             .count(),
         2
     );
+}
+
+#[tokio::test]
+async fn adopting_replaces_a_placeholder_once_and_marks_ready_record_the_boot() {
+    let s = store().await;
+    let d = unique("adopt");
+    let mut placeholder = record(&d, "a10g-g1-0", InstanceState::Requested);
+    placeholder.launched_at = t0();
+    s.put_instance(&placeholder).await.unwrap();
+
+    let mut real = record(&d, "i-0abc", InstanceState::Booting);
+    real.launched_at = t0() + TimeDelta::seconds(30);
+    real.endpoint = Some("http://10.0.0.1:8000".into());
+    let adopted = s.adopt_instance(&real).await.unwrap();
+    let Adopted::Replaced {
+        placeholder,
+        record: r,
+    } = &adopted
+    else {
+        panic!("{adopted:?}")
+    };
+    assert_eq!(placeholder, "a10g-g1-0");
+    assert_eq!(r.launched_at, t0(), "boot time counts from the request");
+    // A second adoption (a repeated event, a racing reconcile) changes nothing; a
+    // second instance with no placeholder left is added.
+    assert!(matches!(
+        s.adopt_instance(&real).await.unwrap(),
+        Adopted::Existing(_)
+    ));
+    let other = record(&d, "i-0def", InstanceState::Booting);
+    assert!(matches!(
+        s.adopt_instance(&other).await.unwrap(),
+        Adopted::Added(_)
+    ));
+    let ids: Vec<String> = s
+        .instances(&d)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["i-0abc", "i-0def"]);
+
+    // Ready once: the boot (90 s after the request) is recorded by whoever applies it.
+    let at = t0() + TimeDelta::seconds(90);
+    assert!(matches!(
+        s.mark_ready(&d, "i-0abc", at, None).await.unwrap(),
+        Transition::Applied(_)
+    ));
+    assert!(matches!(
+        s.mark_ready(&d, "i-0abc", at, None).await.unwrap(),
+        Transition::Refused(_)
+    ));
+    let boots = s.recent_boots(&d, &["a10g"]).await.unwrap();
+    assert_eq!(boots["a10g"], [Duration::from_secs(90)]);
+}
+
+#[tokio::test]
+async fn terminated_records_block_readoption_until_purged() {
+    let s = store().await;
+    let d = unique("purge");
+    s.put_instance(&record(&d, "i-1", InstanceState::Ready))
+        .await
+        .unwrap();
+    assert!(
+        s.acquire_slot(&d, "i-1", 1, "tok", 0, 60_000)
+            .await
+            .unwrap()
+    );
+    assert!(matches!(
+        s.mark_terminated(&d, "i-1", t0()).await.unwrap(),
+        Transition::Applied(_)
+    ));
+    assert_eq!(s.in_flight(&d, &["i-1"], 0).await.unwrap()["i-1"], 0);
+    // A late listing that still shows the instance does not bring it back.
+    assert!(matches!(
+        s.adopt_instance(&record(&d, "i-1", InstanceState::Booting))
+            .await
+            .unwrap(),
+        Adopted::Existing(r) if r.state == InstanceState::Terminated
+    ));
+    assert_eq!(
+        s.purge_terminated(&d, t0() - TimeDelta::seconds(1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(s.purge_terminated(&d, t0()).await.unwrap(), 1);
+    assert!(s.instances(&d).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn lifecycle_actions_metrics_and_forgotten_events() {
+    let s = store().await;
+    let d = unique("lifecycle");
+    let action = PendingLifecycleAction {
+        instance_id: "i-1".into(),
+        asg_name: "scale0-x-a10g".into(),
+        hook_name: "scale0-terminating".into(),
+        token: "tok".into(),
+        transition: "autoscaling:EC2_INSTANCE_TERMINATING".into(),
+        received_at: t0(),
+        last_error: None,
+    };
+    s.put_lifecycle_action(&d, &action).await.unwrap();
+    assert_eq!(
+        s.lifecycle_action(&d, "i-1").await.unwrap(),
+        Some(action.clone())
+    );
+    assert_eq!(s.lifecycle_actions(&d).await.unwrap(), [action]);
+    s.remove_lifecycle_action(&d, "i-1").await.unwrap();
+    assert!(s.lifecycle_actions(&d).await.unwrap().is_empty());
+
+    s.set_gpu_utilization(&d, 0.8, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let spec = spec(&d);
+    assert_eq!(
+        s.observe(&spec, t0(), 0).await.unwrap().gpu_utilization,
+        Some(0.8)
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(s.gpu_utilization(&d).await.unwrap(), None);
+
+    let ttl = Duration::from_secs(60);
+    assert!(s.first_sighting(&d, "e", ttl).await.unwrap());
+    s.forget_event(&d, "e").await.unwrap();
+    assert!(s.first_sighting(&d, "e", ttl).await.unwrap());
+}
+
+#[tokio::test]
+async fn the_observation_and_the_log_carry_everything_in_two_round_trips() {
+    let s = store().await;
+    let d = unique("observe");
+    let spec = spec(&d);
+    let mut ready = record(&d, "i-1", InstanceState::Ready);
+    ready.ready_at = Some(t0());
+    s.put_instance(&ready).await.unwrap();
+    s.put_instance(&record(&d, "i-gone", InstanceState::Terminated))
+        .await
+        .unwrap();
+    let now_ms = t0().timestamp_millis();
+    s.acquire_slot(&d, "i-1", 8, "a", now_ms, now_ms + 1000)
+        .await
+        .unwrap();
+    s.report_held(&d, "w", 7, now_ms).await.unwrap();
+    s.record_request(&d, 1500, 40).await.unwrap();
+    s.add_arrivals(&d, t0(), 1).await.unwrap();
+    s.record_boot(&d, "a10g", Duration::from_secs(75))
+        .await
+        .unwrap();
+    s.set_pool_unavailable(&d, "a10g", t0() + TimeDelta::seconds(30))
+        .await
+        .unwrap();
+    let obs = s.observe(&spec, t0(), 12).await.unwrap();
+    assert_eq!(
+        obs.instances.len(),
+        1,
+        "terminated records are not observed"
+    );
+    assert_eq!((obs.queue_depth, obs.held, obs.in_flight), (12, 7, 1));
+    assert_eq!(obs.mean_service_time, Some(Duration::from_millis(1500)));
+    assert_eq!(obs.latency_p95_ms, Some(40.0));
+    assert_eq!(obs.last_arrival_at, Some(t0()));
+    assert_eq!(obs.recent_boot_times["a10g"], [Duration::from_secs(75)]);
+    assert!(obs.unavailable_pools.contains_key("a10g"));
+
+    let decision = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    let summary = ObservedSummary::new("tick", &obs);
+    s.commit_decision_observed(0, &decision, Some(&summary))
+        .await
+        .unwrap();
+    let logged = s.recent_decisions(&d, 1).await.unwrap();
+    assert_eq!(logged[0].observed.as_ref(), Some(&summary));
+    assert_eq!(summary.mean_service_ms, Some(1500));
 }
