@@ -4,8 +4,10 @@
 
 mod bench;
 mod config_cmd;
+mod explain;
 mod schedules;
 mod simulate;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: bench::BenchCommand,
     },
+    /// Deployments as the control plane holds them in Redis: instances by state,
+    /// desired and actual, queued and held, caps, the last decision.
+    Status(status::Args),
+    /// The last decisions of a deployment, with their reasons.
+    Explain(explain::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +55,8 @@ fn main() -> ExitCode {
         Command::Schedules(args) => schedules::run(args),
         Command::Simulate(args) => simulate::run(args),
         Command::Bench { command } => bench::run(command),
+        Command::Status(args) => status::run(args),
+        Command::Explain(args) => explain::run(args),
     };
     match result {
         Ok(code) => code,

@@ -37,6 +37,8 @@ pub mod worker;
 
 mod observe;
 
+pub use observe::HELD_STALE_AFTER;
+
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};

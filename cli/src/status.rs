@@ -1,0 +1,267 @@
+//! `scale0 status [DEPLOYMENT...]`: what the control plane holds in Redis for each
+//! deployment — instances by state per pool, desired and actual counts, queued (as the
+//! last decision saw it) and held (live worker reports), the cap workers shed by,
+//! pools the provider reported unavailable, and the last decision.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use scale0_core::contract::InstanceState;
+use scale0_core::policy::Cap;
+use scale0_state::Store;
+use serde::Serialize;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Deployments to show (default: every deployment with a decision, plus those of
+    /// `--config`).
+    pub deployments: Vec<String>,
+    /// Redis holding the control plane's state.
+    #[arg(
+        long,
+        env = "SCALE0_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+    /// Also list this config's deployments that have no decision yet.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One pool's counts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PoolStatus {
+    /// Target of the last decision.
+    pub desired: u32,
+    /// Requested, booting and ready: capacity here or on its way.
+    pub actual: u32,
+    /// Instances by state (`requested`, `booting`, `ready`, `draining`, `unhealthy`).
+    pub states: BTreeMap<String, u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable_until: Option<DateTime<Utc>>,
+}
+
+/// The last decision, briefly.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LastDecision {
+    pub generation: u64,
+    pub at: DateTime<Utc>,
+    pub trigger: Option<String>,
+    pub demand: f64,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeploymentStatus {
+    pub deployment: String,
+    pub generation: u64,
+    pub pools: BTreeMap<String, PoolStatus>,
+    /// Messages in the broker queue when the last decision was made.
+    pub queued: Option<u64>,
+    /// Requests workers hold now (fresh reports only).
+    pub held: u64,
+    pub in_flight: u64,
+    pub cap: Option<Cap>,
+    pub last_decision: Option<LastDecision>,
+}
+
+pub async fn gather(
+    store: &Store,
+    deployment: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<DeploymentStatus> {
+    let snapshot = store.load_policy(deployment).await?;
+    let desired = store.desired(deployment).await?;
+    let records = store.instances(deployment).await?;
+    let unavailable = store.unavailable_pools(deployment, now).await?;
+    let now_ms = now.timestamp_millis();
+    let live: Vec<_> = records
+        .iter()
+        .filter(|r| r.state != InstanceState::Terminated)
+        .collect();
+    let ids: Vec<&str> = live.iter().map(|r| r.id.as_str()).collect();
+    let in_flight: u64 = store
+        .in_flight(deployment, &ids, now_ms)
+        .await?
+        .values()
+        .map(|&n| u64::from(n))
+        .sum();
+    let mut pools: BTreeMap<String, PoolStatus> = desired
+        .iter()
+        .map(|(p, &n)| {
+            (
+                p.clone(),
+                PoolStatus {
+                    desired: n,
+                    ..Default::default()
+                },
+            )
+        })
+        .collect();
+    for r in &live {
+        let p = pools.entry(r.pool.clone()).or_default();
+        *p.states.entry(r.state.to_string()).or_default() += 1;
+        if r.state.is_capacity() {
+            p.actual += 1;
+        }
+    }
+    for (pool, until) in unavailable {
+        pools.entry(pool).or_default().unavailable_until = Some(until);
+    }
+    let last = store
+        .recent_decisions(deployment, 1)
+        .await?
+        .into_iter()
+        .next();
+    Ok(DeploymentStatus {
+        deployment: deployment.to_string(),
+        generation: snapshot.generation,
+        pools,
+        queued: last
+            .as_ref()
+            .and_then(|l| l.observed.as_ref())
+            .map(|o| o.queue_depth),
+        held: store
+            .held(deployment, now_ms, scale0_state::HELD_STALE_AFTER)
+            .await?,
+        in_flight,
+        cap: store.cap(deployment).await?,
+        last_decision: last.map(|l| LastDecision {
+            generation: l.generation,
+            at: l.decision.at,
+            trigger: l.observed.map(|o| o.trigger),
+            demand: l.decision.demand,
+            reasons: l.decision.reasons,
+        }),
+    })
+}
+
+pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = write!(out, "{}  generation {}", s.deployment, s.generation);
+    match &s.last_decision {
+        Some(l) => {
+            let ago = (now - l.at).num_seconds();
+            let _ = writeln!(
+                out,
+                ", last decision {} ({ago}s ago{})",
+                l.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                l.trigger
+                    .as_ref()
+                    .map(|t| format!(", {t}"))
+                    .unwrap_or_default()
+            );
+        }
+        None => out.push_str(", no decision yet\n"),
+    }
+    let states = ["requested", "booting", "ready", "draining", "unhealthy"];
+    let _ = writeln!(
+        out,
+        "  {:<12} {:>7} {:>6} {:>9} {:>7} {:>5} {:>8} {:>9}",
+        "pool", "desired", "actual", "requested", "booting", "ready", "draining", "unhealthy"
+    );
+    for (name, p) in &s.pools {
+        let n = |st: &str| p.states.get(st).copied().unwrap_or(0);
+        let _ = write!(
+            out,
+            "  {:<12} {:>7} {:>6} {:>9} {:>7} {:>5} {:>8} {:>9}",
+            name,
+            p.desired,
+            p.actual,
+            n(states[0]),
+            n(states[1]),
+            n(states[2]),
+            n(states[3]),
+            n(states[4])
+        );
+        if let Some(until) = p.unavailable_until {
+            let _ = write!(out, "  unavailable until {}", until.format("%H:%M:%S UTC"));
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "  queued {} (at the last decision), held {}, in flight {}",
+        s.queued.map_or("?".into(), |q| q.to_string()),
+        s.held,
+        s.in_flight
+    );
+    if let Some(cap) = &s.cap {
+        let _ = writeln!(
+            out,
+            "  cap: {} of {} instances needed — workers shed ({})",
+            cap.max_instances, cap.needed_instances, cap.reason
+        );
+    }
+    if let Some(l) = &s.last_decision {
+        let _ = writeln!(out, "  demand {:.1} concurrent requests", l.demand);
+        for r in l.reasons.iter().take(5) {
+            let _ = writeln!(out, "  - {r}");
+        }
+        if l.reasons.len() > 5 {
+            let _ = writeln!(
+                out,
+                "  ... {} more (scale0 explain {})",
+                l.reasons.len() - 5,
+                s.deployment
+            );
+        }
+    }
+    out
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
+}
+
+pub(crate) async fn connect(url: &str) -> anyhow::Result<Store> {
+    Store::connect_with_timeout(url, std::time::Duration::from_secs(3))
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach Redis at {}: {e}",
+                scale0_state::redact_url(url)
+            )
+        })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = connect(&args.redis_url).await?;
+        let mut names = args.deployments.clone();
+        if names.is_empty() {
+            names = store.deployments().await?;
+            if let Some(path) = &args.config {
+                let config = crate::load_config(path)??;
+                for d in config.deployments {
+                    if !names.contains(&d.name) {
+                        names.push(d.name);
+                    }
+                }
+            }
+            names.sort();
+        }
+        let now = Utc::now();
+        let mut all = Vec::new();
+        for name in &names {
+            all.push(gather(&store, name, now).await?);
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&all)?);
+        } else if all.is_empty() {
+            println!("no deployments in Redis yet (no decision has been committed)");
+        } else {
+            let text: Vec<String> = all.iter().map(|s| render(s, now)).collect();
+            print!("{}", text.join("\n"));
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
