@@ -652,10 +652,11 @@ fn validate_provider(v: &mut Validator, p: &ProviderSettings, deployments: &[Dep
         v.err("provider.local.state_dir", "must not be empty when given");
     }
     let t = &p.aws_asg.endpoint_template;
-    if !(t.starts_with("http://") || t.starts_with("https://")) || !t.contains("{instance_id}") {
+    // Readiness probes and dispatch speak plain HTTP to instances inside the VPC.
+    if !t.starts_with("http://") || !t.contains("{instance_id}") {
         v.err(
             "provider.aws_asg.endpoint_template",
-            format!("`{t}` must start with http:// or https:// and contain {{instance_id}}"),
+            format!("`{t}` must start with http:// and contain {{instance_id}}"),
         );
     }
     // The lifecycle handler finds a pool by its group's name, so names must be unique.

@@ -599,3 +599,50 @@ async fn the_observation_and_the_log_carry_everything_in_two_round_trips() {
     assert_eq!(logged[0].observed.as_ref(), Some(&summary));
     assert_eq!(summary.mean_service_ms, Some(1500));
 }
+
+#[tokio::test]
+async fn auth_in_the_url_is_used_and_never_shown() {
+    // A throwaway ACL user on the test server (Redis 6+).
+    let user = format!("scale0-test-{}", std::process::id());
+    let admin = redis::Client::open(
+        std::env::var("SCALE0_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()),
+    )
+    .unwrap();
+    let mut c = admin.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            &user,
+            "on",
+            ">hunter2",
+            "~scale0:*",
+            "&*",
+            "+@all",
+        ])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let ok = Store::connect_with_timeout(
+        &format!("redis://{user}:hunter2@127.0.0.1:6379"),
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap();
+    ok.ping().await.unwrap();
+    let err = Store::connect_with_timeout(
+        &format!("redis://{user}:wrong@127.0.0.1:6379"),
+        Duration::from_secs(3),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("wrong") && !text.contains("hunter2"),
+        "{text}"
+    );
+    let _: () = redis::cmd("ACL")
+        .arg(&["DELUSER", &user])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}
