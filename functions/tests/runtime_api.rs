@@ -44,7 +44,9 @@ fn function(binary: &str, api: &RuntimeApi, config_json: Option<&str>) -> tokio:
 
 #[tokio::test]
 async fn the_scaler_binary_answers_through_the_lambda_runtime_api() {
-    store().await; // fail early and clearly without Redis
+    // Fail early and clearly without the services.
+    store().await;
+    amqp().await;
     let d = unique("lambda");
     let api = RuntimeApi::start().await;
     let started = Instant::now();

@@ -95,6 +95,7 @@ async fn a_tick_launches_for_the_backlog_once_and_a_repeated_tick_changes_nothin
 
 #[tokio::test]
 async fn a_missing_request_queue_reads_as_empty() {
+    amqp().await; // a clear message when RabbitMQ is not running
     let d = unique("noqueue");
     let fake = Arc::new(FakeProvider::per_instance());
     let deps = deps(
@@ -515,4 +516,32 @@ async fn the_health_sweep_marks_instances_ready_and_replaces_failing_ones() {
         (boot.state, boot.ready_at),
         (InstanceState::Ready, Some(t0()))
     );
+}
+
+#[tokio::test]
+async fn an_instance_past_its_boot_timeout_is_replaced() {
+    let d = unique("boottimeout");
+    let fake = Arc::new(FakeProvider::per_instance());
+    let toml = one_pool(&d, "").replace(
+        "max_instances = 10",
+        "min_instances = 1\nmax_instances = 10",
+    );
+    let deps = deps(config(&toml), fake.clone(), depth(&d, 0)).await;
+    // Launched 16 minutes ago and never ready: boot_timeout is 15 minutes.
+    let mut stuck = record(&d, "i-stuck", "a10g", InstanceState::Booting);
+    stuck.launched_at = t0() - TimeDelta::minutes(16);
+    stuck.endpoint = Some("http://fake.invalid/i-stuck".into());
+    deps.store.put_instance(&stuck).await.unwrap();
+    fake.add_running(&d, "a10g", "i-stuck", stuck.endpoint.as_deref());
+
+    let out = scaler::handle_json(tick("bt"), &deps).await.unwrap();
+    let run = &out.deployments[0];
+    assert_eq!(run.terminated, ["i-stuck"], "{:?}", run.reasons);
+    assert!(
+        run.reasons.iter().any(|r| r.contains("boot timeout")),
+        "{:?}",
+        run.reasons
+    );
+    assert_eq!(fake.stopped(), ["i-stuck"]);
+    assert_eq!(fake.started(), ["a10g-g1-0"], "replaced to keep the floor");
 }
