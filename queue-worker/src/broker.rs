@@ -390,6 +390,32 @@ mod tests {
     use super::*;
     use scale0_core::config::Config;
 
+    /// t=0 no connection; a publish that may wait 30 s waits exactly that and gives
+    /// up; one without a give-up time is still waiting an hour later.
+    #[tokio::test(start_paused = true)]
+    async fn publishing_without_a_connection_waits_until_its_give_up_time() {
+        let (tx, rx) = watch::channel(None);
+        let broker = Broker::new(rx);
+        let t0 = Instant::now();
+        let r = broker
+            .publish(
+                "x",
+                "y",
+                false,
+                b"",
+                BasicProperties::default(),
+                Some(t0 + Duration::from_secs(30)),
+            )
+            .await;
+        assert!(matches!(r, Err(PublishError::GaveUp)));
+        assert_eq!(t0.elapsed(), Duration::from_secs(30));
+
+        let patient = broker.publish("x", "y", false, b"", BasicProperties::default(), None);
+        let waited = tokio::time::timeout(Duration::from_secs(3600), patient).await;
+        assert!(waited.is_err(), "still waiting for a connection");
+        drop(tx);
+    }
+
     #[test]
     fn prefetch_covers_holding_serving_and_a_margin() {
         let c = Config::load(

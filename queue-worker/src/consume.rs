@@ -158,14 +158,7 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
         acker,
         ..
     } = delivery;
-    match request::parse(
-        &ctx.spec,
-        &properties,
-        data,
-        redelivered,
-        now_ms,
-        timeout_ms,
-    ) {
+    match request::parse(&ctx.spec, properties, data, redelivered, now_ms, timeout_ms) {
         Ok(req) => {
             let handle = Handle { epoch, acker };
             if req.redelivered && req.message_id.is_some() {
@@ -196,7 +189,12 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
                 let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
             }
         }
-        Err((why, data)) => {
+        Err(rejected) => {
+            let request::Rejected {
+                invalid: why,
+                properties,
+                body: data,
+            } = *rejected;
             ctx.metrics.dead_letters.inc(why.kind);
             tracing::info!(deployment = %ctx.spec.name, reason = %why.reason, "dead-lettering an unanswerable message");
             let delivery = Delivery {

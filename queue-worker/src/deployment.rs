@@ -937,7 +937,7 @@ impl Actor {
     fn finish_here(&mut self, job: Job, reply: Reply) {
         let seq = job.seq;
         let deliveries = job.deliveries.clone();
-        let handle = tokio::spawn(finish(self.ctx.clone(), job, reply, None));
+        let handle = tokio::spawn(finish(self.ctx.clone(), job, reply, None, None));
         self.working
             .insert(seq, (deliveries, Some(handle.abort_handle())));
     }
@@ -1063,17 +1063,6 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         }
     };
     let service = started.elapsed();
-
-    if let Err(e) = ctx.shared.store.release_slot(d, &target.id, &token).await {
-        // The lease expires at the request's deadline by itself.
-        ctx.shared
-            .metrics
-            .redis_errors
-            .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(deployment = d, error = %e, "cannot release a slot lease");
-    }
-
-    let threshold = ctx.threshold();
     let (outcome, label) = match &result {
         Ok(a) if (200..300).contains(&a.status) => (Outcome::Ok, "ok"),
         Ok(a) if a.status >= 500 => (Outcome::Failure, "http_5xx"),
@@ -1083,10 +1072,12 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         Err(CallError::Connect(_)) => (Outcome::Failure, "connect_error"),
     };
     ctx.metrics.attempts.inc(label);
-    ctx.send(Msg::Released {
+    let lease = Lease {
         instance: target.id.clone(),
+        token,
         outcome,
-    });
+    };
+    let threshold = ctx.threshold();
     if outcome == Outcome::Failure {
         let reason = match &result {
             Ok(a) => format!("HTTP {}", a.status),
@@ -1126,6 +1117,9 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         if let Ok(a) = &result {
             job.last_answer = Some(a.reply(&target.id, &job));
         }
+        // Free the slot before the retry looks for one.
+        let ctx2 = ctx.clone();
+        tokio::spawn(async move { release(&ctx2, Some(lease), None).await });
         ctx.send(Msg::Retry(Box::new(job)));
         return;
     }
@@ -1161,7 +1155,42 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         service.as_millis() as u64,
         job.arrived.elapsed().as_millis() as u64,
     ));
-    finish(ctx, job, reply, sample).await;
+    finish(ctx, job, reply, sample, Some(lease)).await;
+}
+
+/// A slot lease held for a request, and what its attempt taught about the instance.
+#[derive(Debug)]
+struct Lease {
+    instance: String,
+    token: String,
+    outcome: Outcome,
+}
+
+/// Release a lease and/or write a done marker in one round trip, then tell the actor
+/// the slot is free (only now, so its next acquire is not refused by our own lease).
+async fn release(ctx: &Ctx, lease: Option<Lease>, done: Option<(&str, &str, Duration)>) {
+    if lease.is_none() && done.is_none() {
+        return;
+    }
+    let d = ctx.spec.name.as_str();
+    let lease_ref = lease
+        .as_ref()
+        .map(|l| (l.instance.as_str(), l.token.as_str()));
+    if let Err(e) = ctx.shared.store.finish_request(d, lease_ref, done).await {
+        // A lease lapses by itself within lease_ttl; a missing done marker can only
+        // cause a duplicate run after a crash.
+        ctx.shared
+            .metrics
+            .redis_errors
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(deployment = d, error = %e, "cannot release a lease or mark a request done");
+    }
+    if let Some(l) = lease {
+        ctx.send(Msg::Released {
+            instance: l.instance,
+            outcome: l.outcome,
+        });
+    }
 }
 
 /// An instance's answer.
@@ -1246,8 +1275,15 @@ async fn call(
     })
 }
 
-/// Send a job's terminal reply, ack its deliveries, mark it done.
-async fn finish(ctx: Arc<Ctx>, job: Job, reply: Reply, sample: Option<(u64, u64)>) {
+/// Send a job's terminal reply, ack its deliveries, mark it done and release its
+/// slot lease (one Redis round trip for both).
+async fn finish(
+    ctx: Arc<Ctx>,
+    job: Job,
+    reply: Reply,
+    sample: Option<(u64, u64)>,
+    lease: Option<Lease>,
+) {
     let d = ctx.spec.name.as_str();
     let live = lock(&job.deliveries)
         .handles
@@ -1267,6 +1303,7 @@ async fn finish(ctx: Arc<Ctx>, job: Job, reply: Reply, sample: Option<(u64, u64)
             deployment = d,
             "reply withheld: the request was requeued with its connection"
         );
+        release(&ctx, lease, None).await;
         finished(&ctx, None);
         return;
     }
@@ -1294,12 +1331,14 @@ async fn finish(ctx: Arc<Ctx>, job: Job, reply: Reply, sample: Option<(u64, u64)
             .await
             .is_err()
             {
+                release(&ctx, lease, None).await;
                 finished(&ctx, None);
                 return;
             }
         }
         Err(e) => {
             tracing::warn!(deployment = d, error = %e, "reply not sent; the request stays unacked");
+            release(&ctx, lease, None).await;
             finished(&ctx, None);
             return;
         }
@@ -1312,23 +1351,14 @@ async fn finish(ctx: Arc<Ctx>, job: Job, reply: Reply, sample: Option<(u64, u64)
     for h in handles {
         let _ = h.acker.ack(BasicAckOptions::default()).await;
     }
-    ctx.metrics.replies.inc(&reply.status.to_string());
-    if let Some(id) = &job.req.message_id {
+    let status = reply.status.to_string();
+    ctx.metrics.replies.inc(&status);
+    let done = job.req.message_id.as_deref().map(|id| {
         let now_ms = Utc::now().timestamp_millis();
         let ttl = Duration::from_millis((job.req.deadline_ms - now_ms).max(0) as u64)
             + ctx.shared.settings.done_ttl_after_deadline;
-        if ctx
-            .shared
-            .store
-            .mark_done(d, id, &reply.status.to_string(), ttl)
-            .await
-            .is_err()
-        {
-            ctx.shared
-                .metrics
-                .redis_errors
-                .fetch_add(1, Ordering::Relaxed);
-        }
-    }
+        (id, status.as_str(), ttl)
+    });
+    release(&ctx, lease, done).await;
     finished(&ctx, sample);
 }

@@ -58,8 +58,27 @@ async fn shutdown_signal() {
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
+    // One tokio thread by default: the worker is I/O-bound, and on few cores a second
+    // scheduler thread mostly adds cross-thread wake-ups (measured in BENCHMARKS.md).
+    let threads: usize = std::env::var("SCALE0_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    runtime.expect("a tokio runtime").block_on(async_main());
+}
+
+async fn async_main() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(

@@ -76,13 +76,13 @@ fn header_int(value: &AMQPValue) -> Option<i64> {
 /// A message that cannot be answered comes back with its body, for the dead letter.
 pub fn parse(
     spec: &Deployment,
-    properties: &BasicProperties,
+    properties: BasicProperties,
     body: Vec<u8>,
     redelivered: bool,
     now_ms: i64,
     consumer_timeout_ms: i64,
-) -> Result<Request, (Invalid, Vec<u8>)> {
-    match check(spec, properties, body.len(), now_ms, consumer_timeout_ms) {
+) -> Result<Request, Box<Rejected>> {
+    match check(spec, &properties, body.len(), now_ms, consumer_timeout_ms) {
         Ok(checked) => Ok(Request {
             deployment: spec.name.clone(),
             body,
@@ -99,10 +99,22 @@ pub fn parse(
             persistent: *properties.delivery_mode() == Some(2),
             received_ms: now_ms,
             redelivered,
-            properties: properties.clone(),
+            properties,
         }),
-        Err(invalid) => Err((invalid, body)),
+        Err(invalid) => Err(Box::new(Rejected {
+            invalid,
+            properties,
+            body,
+        })),
     }
+}
+
+/// A message that cannot be answered, given back whole for its dead letter.
+#[derive(Debug)]
+pub struct Rejected {
+    pub invalid: Invalid,
+    pub properties: BasicProperties,
+    pub body: Vec<u8>,
 }
 
 struct Checked {
@@ -223,13 +235,13 @@ mod tests {
     }
 
     fn parse_ok(p: BasicProperties) -> Request {
-        parse(&spec(), &p, b"{}".to_vec(), false, NOW, TIMEOUT).unwrap()
+        parse(&spec(), p, b"{}".to_vec(), false, NOW, TIMEOUT).unwrap()
     }
 
     fn parse_err(p: BasicProperties, body: &[u8]) -> Invalid {
-        parse(&spec(), &p, body.to_vec(), false, NOW, TIMEOUT)
+        parse(&spec(), p, body.to_vec(), false, NOW, TIMEOUT)
             .unwrap_err()
-            .0
+            .invalid
     }
 
     #[test]

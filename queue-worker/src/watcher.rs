@@ -3,9 +3,9 @@
 //! **Watcher** (every `refresh_interval`, 200 ms by default): reads the registry, the
 //! live leases and the cap from Redis, probes the readiness path of every booting
 //! instance that has an endpoint, and hands the actor a [`Snapshot`]. A probe answering
-//! 200 moves the instance to `ready` in the registry (a guarded transition: of several
-//! workers probing, one applies it and records the boot time) and the actor dispatches
-//! to it in the same step. So dispatch starts within one refresh interval plus a probe
+//! 200 moves the instance to `ready` in the registry (`Store::mark_ready`, a guarded
+//! transition: of several workers and the scaler's health sweep probing, one applies
+//! it and records the boot time) and the actor dispatches to it in the same step. So dispatch starts within one refresh interval plus a probe
 //! round trip of the readiness path first answering 200, whoever launched the instance.
 //!
 //! **Reporter** (every `report_interval`, 1 s): writes this worker's held count,
@@ -75,21 +75,10 @@ async fn read(ctx: &Ctx, slow: bool) -> scale0_state::Result<Snapshot> {
         }
         let r = &instances[i];
         let now = Utc::now();
-        match store
-            .transition(
-                d,
-                &r.id,
-                &[InstanceState::Requested, InstanceState::Booting],
-                InstanceState::Ready,
-                now,
-                None,
-            )
-            .await?
-        {
+        match store.mark_ready(d, &r.id, now, None).await? {
             Transition::Applied(updated) => {
                 let took = (now - updated.launched_at).to_std().unwrap_or_default();
                 tracing::info!(deployment = d, instance = %updated.id, boot_s = took.as_secs_f64(), "instance ready");
-                store.record_boot(d, &updated.pool, took).await?;
                 instances[i] = updated;
             }
             Transition::Refused(current) => instances[i] = current,

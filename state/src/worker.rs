@@ -6,6 +6,8 @@
 //! - [`Store::try_signal`]: at most one signal of a kind per interval per deployment,
 //!   across all workers (the `pressure` control event); `activation` keeps its own key
 //!   through [`Store::try_activation`].
+//! - [`Store::finish_request`]: release a slot lease and write a `done` marker in one
+//!   round trip.
 //! - [`Store::renew_slot`]: move a slot lease's expiry. The worker takes leases for a
 //!   short time and renews them while the request runs, so a worker that dies gives
 //!   its slots back within that time instead of at the request's deadline.
@@ -36,6 +38,31 @@ return 1
 "#;
 
 impl Store {
+    /// The end of a request in one round trip: release its slot lease (when it has
+    /// one) and record its `done` marker (when it has a `message_id`).
+    pub async fn finish_request(
+        &self,
+        deployment: &str,
+        lease: Option<(&str, &str)>,
+        done: Option<(&str, &str, Duration)>,
+    ) -> Result<()> {
+        let mut pipe = redis::pipe();
+        if let Some((instance, token)) = lease {
+            pipe.zrem(keys::inflight(deployment, instance), token)
+                .ignore();
+        }
+        if let Some((message_id, status, ttl)) = done {
+            pipe.pset_ex(
+                keys::done(deployment, message_id),
+                status,
+                ttl.as_millis().max(1) as u64,
+            )
+            .ignore();
+        }
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
     /// Extend the lease `token` on `instance` to `expires_ms`; false if it is gone.
     pub async fn renew_slot(
         &self,

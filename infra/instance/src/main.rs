@@ -309,13 +309,16 @@ async fn complete(State(inst): State<Arc<Instance>>, body: Bytes) -> Response {
 
     let prompt_tokens = approx_tokens(request.prompt.chars());
     let max_tokens = u64::from(request.max_tokens.unwrap_or(inst.args.default_max_tokens));
-    tokio::time::sleep(service_time(
+    let took = service_time(
         prompt_tokens,
         max_tokens,
         inst.args.prefill_tokens_per_sec,
         inst.args.decode_tokens_per_sec,
-    ))
-    .await;
+    );
+    // A zero sleep would still wait for the timer wheel's next millisecond tick.
+    if !took.is_zero() {
+        tokio::time::sleep(took).await;
+    }
 
     let dice = inst.roll();
     if dice < inst.args.hang_rate {
@@ -435,6 +438,10 @@ async fn main() -> anyhow::Result<()> {
         args.id, args.boot_delay
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // Small responses go out at once rather than waiting on Nagle's algorithm.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         let _ = stop_tx.send(());
