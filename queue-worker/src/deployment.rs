@@ -1008,6 +1008,9 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
                 .redis_errors
                 .fetch_add(1, Ordering::Relaxed);
             tracing::warn!(deployment = d, error = %e, "cannot take a slot lease; holding");
+            // The script may have run with only its answer lost: drop the lease once
+            // Redis answers again rather than leave the slot taken for lease_ttl.
+            tokio::spawn(drop_lease(ctx.clone(), target.id.clone(), token));
             ctx.send(Msg::Busy {
                 job: Box::new(job),
                 instance: target.id,
@@ -1168,7 +1171,7 @@ struct Lease {
 
 /// Release a lease and/or write a done marker in one round trip, then tell the actor
 /// the slot is free (only now, so its next acquire is not refused by our own lease).
-async fn release(ctx: &Ctx, lease: Option<Lease>, done: Option<(&str, &str, Duration)>) {
+async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<(&str, &str, Duration)>) {
     if lease.is_none() && done.is_none() {
         return;
     }
@@ -1177,19 +1180,41 @@ async fn release(ctx: &Ctx, lease: Option<Lease>, done: Option<(&str, &str, Dura
         .as_ref()
         .map(|l| (l.instance.as_str(), l.token.as_str()));
     if let Err(e) = ctx.shared.store.finish_request(d, lease_ref, done).await {
-        // A lease lapses by itself within lease_ttl; a missing done marker can only
-        // cause a duplicate run after a crash.
+        // A missing done marker can only cause a duplicate run after a crash; the
+        // lease is dropped once Redis answers again (or lapses within lease_ttl).
         ctx.shared
             .metrics
             .redis_errors
             .fetch_add(1, Ordering::Relaxed);
         tracing::warn!(deployment = d, error = %e, "cannot release a lease or mark a request done");
+        if let Some(l) = &lease {
+            tokio::spawn(drop_lease(ctx.clone(), l.instance.clone(), l.token.clone()));
+        }
     }
     if let Some(l) = lease {
         ctx.send(Msg::Released {
             instance: l.instance,
             outcome: l.outcome,
         });
+    }
+}
+
+/// Retry dropping a lease for about as long as it would take to lapse by itself.
+async fn drop_lease(ctx: Arc<Ctx>, instance: String, token: String) {
+    let mut delay = Duration::from_millis(200);
+    let give_up = Instant::now() + ctx.shared.settings.lease_ttl;
+    while Instant::now() < give_up {
+        tokio::time::sleep(delay).await;
+        if ctx
+            .shared
+            .store
+            .release_slot(&ctx.spec.name, &instance, &token)
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

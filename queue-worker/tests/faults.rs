@@ -204,3 +204,121 @@ async fn a_worker_killed_with_sigkill_loses_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
     cleanup(&d).await;
 }
+
+/// A Redis of this test's own, stopped on drop.
+struct PrivateRedis {
+    child: std::process::Child,
+    url: String,
+}
+
+impl PrivateRedis {
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for this test (infra/local/services.sh installs it)");
+        PrivateRedis {
+            child,
+            url: format!("redis://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Run commands in order on one connection.
+    async fn cmds(&self, commands: &[&[&str]]) {
+        let client = redis::Client::open(self.url.as_str()).unwrap();
+        let mut c = client.get_multiplexed_async_connection().await.unwrap();
+        for args in commands {
+            let mut cmd = redis::cmd(args[0]);
+            for a in &args[1..] {
+                cmd.arg(*a);
+            }
+            let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
+        }
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// t=0 20 requests (0.3 s each, 4 slots) are being served; t≈0.5 s every Redis
+/// connection is killed and Redis stops answering for 1.5 s. Leases, markers and the
+/// registry are unreachable meanwhile; the worker reconnects and every request is
+/// answered. (A Redis of its own, so no other test is paused.)
+#[tokio::test]
+async fn redis_connections_lost_mid_flight_lose_nothing() {
+    let redis = PrivateRedis::start();
+    let mut store = None;
+    for _ in 0..100 {
+        if let Ok(s) =
+            scale0_state::Store::connect_with_timeout(&redis.url, Duration::from_millis(200)).await
+        {
+            store = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let store = store.expect("the private redis-server starts");
+    let d = unique("redis-loss");
+    let config = config(
+        &d,
+        "",
+        r#"slots = 4
+        boot_time = "30s""#,
+    );
+    let instance = start_instance(&["--slots", "4", "--decode-tokens-per-sec", "100"]);
+    register(&store, &d, "i-1", &instance.url, InstanceState::Ready).await;
+    let worker = TestWorker::start_with(&amqp_url(), store.clone(), config, |_| {}).await;
+    let client = Client::new(&amqp_url(), &unique("replies")).await;
+    for i in 0..20 {
+        client
+            .request(&d, &format!("c{i}"), &completion(30), |p| {
+                p.with_message_id(format!("{d}-m{i}").into())
+            })
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Drop every other connection, then stop answering anyone for 1.5 s.
+    redis
+        .cmds(&[
+            &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"],
+            &["CLIENT", "PAUSE", "1500", "ALL"],
+        ])
+        .await;
+
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while tally(&got).len() < 20 && tokio::time::Instant::now() < deadline {
+        got.extend(client.replies(20, Duration::from_secs(2)).await);
+    }
+    let seen = tally(&got);
+    assert_eq!(seen.len(), 20, "every request answered");
+    assert!(got.iter().all(|r| r.status == "ok"), "{got:?}");
+    let m = worker.metrics().await;
+    eprintln!(
+        "redis loss: 20 answered, {} duplicate replies, {} redis errors",
+        seen.values().map(|n| n - 1).sum::<usize>(),
+        metric(&m, "scale0_worker_redis_errors_total")
+    );
+    worker.stop().await;
+    client.cleanup(&[]).await;
+    cleanup(&d).await;
+}

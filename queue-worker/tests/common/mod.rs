@@ -186,6 +186,15 @@ impl TestWorker {
         config: Arc<Config>,
         tweak: impl FnOnce(&mut WorkerSettings),
     ) -> Self {
+        Self::start_with(url, store().await, config, tweak).await
+    }
+
+    pub async fn start_with(
+        url: &str,
+        store: Store,
+        config: Arc<Config>,
+        tweak: impl FnOnce(&mut WorkerSettings),
+    ) -> Self {
         let mut settings = WorkerSettings::new(url);
         settings.worker_id = unique("worker");
         settings.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
@@ -193,9 +202,7 @@ impl TestWorker {
         settings.reconnect_min = Duration::from_millis(50);
         settings.reconnect_max = Duration::from_millis(500);
         tweak(&mut settings);
-        let worker = Worker::start(settings, config, store().await)
-            .await
-            .unwrap();
+        let worker = Worker::start(settings, config, store).await.unwrap();
         let metrics_url = format!("http://{}", worker.metrics_addr().unwrap());
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(worker.run(async move {
