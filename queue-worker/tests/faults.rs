@@ -322,3 +322,83 @@ async fn redis_connections_lost_mid_flight_lose_nothing() {
     client.cleanup(&[]).await;
     cleanup(&d).await;
 }
+
+/// The binary on SIGTERM: stops consuming, puts what it holds back in the queue, and
+/// exits 0 well within its drain timeout.
+#[tokio::test]
+async fn the_binary_drains_and_exits_on_sigterm() {
+    let d = unique("term");
+    let config = config(
+        &d,
+        "",
+        r#"slots = 2
+        boot_time = "30s""#,
+    );
+    let dir = std::env::temp_dir().join(unique("term-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scale0.toml");
+    std::fs::write(&path, toml::to_string(&*config).unwrap()).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_scale0-queue-worker"))
+        .args([
+            "--config",
+            path.to_str().unwrap(),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env("SCALE0_AMQP_URL", amqp_url())
+        .env("SCALE0_REDIS_URL", redis_url())
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn scale0-queue-worker");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    wait_healthy(line.trim().strip_prefix("metrics on ").unwrap()).await;
+    let client = Client::new(&amqp_url(), &unique("replies")).await;
+    for i in 0..3 {
+        client.request(&d, &format!("c{i}"), b"{}", |p| p).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let t = std::time::Instant::now();
+    let exit = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "no exit within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let q = client
+        .channel
+        .queue_declare(
+            scale0_core::contract::request_queue(&d).as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(q.message_count(), 3, "held requests are back in the queue");
+    assert!(
+        client
+            .replies(1, Duration::from_millis(200))
+            .await
+            .is_empty()
+    );
+    client.cleanup(&[]).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    cleanup(&d).await;
+}
