@@ -3,10 +3,16 @@
 #   make test   every test, against real RabbitMQ and Redis (started if needed)
 CARGO ?= cargo
 
-.PHONY: demo test test-long services lint bench
+.PHONY: demo test test-long services lint bench build
 
 services:
 	infra/local/services.sh
+
+build:
+	$(CARGO) build --workspace --bins
+
+demo: services build
+	target/debug/scale0 demo
 
 test: services
 	$(CARGO) test --workspace

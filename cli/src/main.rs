@@ -4,7 +4,10 @@
 
 mod bench;
 mod config_cmd;
+mod demo;
 mod explain;
+mod load;
+mod local;
 mod schedules;
 mod simulate;
 mod status;
@@ -46,6 +49,14 @@ enum Command {
     Status(status::Args),
     /// The last decisions of a deployment, with their reasons.
     Explain(explain::Args),
+    /// The whole control plane on this machine: queue workers, the functions' handlers
+    /// on local triggers, and scale0-instance processes.
+    Local(local::Args),
+    /// Replay a trace or a burst against the live stack and report every reply.
+    Load(load::Args),
+    /// A scripted two-minute story on this machine: cold start, scale-out, scale to
+    /// zero, a scheduled floor, shedding. Exits 0 only if everything happened.
+    Demo(demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +68,9 @@ fn main() -> ExitCode {
         Command::Bench { command } => bench::run(command),
         Command::Status(args) => status::run(args),
         Command::Explain(args) => explain::run(args),
+        Command::Local(args) => local::run(args),
+        Command::Load(args) => load::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

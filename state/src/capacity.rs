@@ -194,4 +194,34 @@ impl Store {
         names.sort();
         Ok(names)
     }
+
+    /// Delete every key of a deployment (registry, memory, counters, log) and its
+    /// membership of the deployment set; returns the keys deleted. For a deployment
+    /// that is gone for good, or one a demo or test recreates from scratch.
+    pub async fn forget_deployment(&self, deployment: &str) -> Result<u64> {
+        let pattern = format!("scale0:{{{deployment}}}:*");
+        let mut c = self.conn();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(500)
+                .query_async(&mut c)
+                .await?;
+            if !batch.is_empty() {
+                let n: u64 = c.del(&batch).await?;
+                deleted += n;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let _: () = c.srem(keys::DEPLOYMENTS, deployment).await?;
+        Ok(deleted)
+    }
 }

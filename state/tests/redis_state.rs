@@ -646,3 +646,37 @@ async fn auth_in_the_url_is_used_and_never_shown() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_forgotten_deployment_leaves_no_key() {
+    let s = store().await;
+    let d = unique("forget");
+    s.put_instance(&record(&d, "i-1", InstanceState::Ready))
+        .await
+        .unwrap();
+    s.add_arrivals(&d, t0(), 3).await.unwrap();
+    s.record_request(&d, 10, 20).await.unwrap();
+    let other = unique("forget-other");
+    s.put_instance(&record(&other, "i-1", InstanceState::Ready))
+        .await
+        .unwrap();
+
+    assert!(s.forget_deployment(&d).await.unwrap() >= 4);
+    let url = std::env::var("SCALE0_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let mut c = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("scale0:{{{d}}}:*"))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(
+        s.instances(&other).await.unwrap().len(),
+        1,
+        "other deployments untouched"
+    );
+}

@@ -279,11 +279,13 @@ pub fn is_alive(pf: &PidFile) -> bool {
     })
 }
 
+/// Send `sig` to process `pid` (also used by `scale0 local` for its worker processes).
+/// Callers check the pid is still the process they mean (here: against its recorded
+/// start time) before signalling it.
 #[allow(unsafe_code)]
-fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
+pub fn signal(pid: u32, sig: libc::c_int) -> std::io::Result<()> {
     let pid = libc::pid_t::try_from(pid).map_err(std::io::Error::other)?;
-    // SAFETY: kill(2) takes plain integers and touches no memory of ours; the pid was
-    // checked against its recorded start time just before.
+    // SAFETY: kill(2) takes plain integers and touches no memory of ours.
     let rc = unsafe { libc::kill(pid, sig) };
     if rc == 0 {
         Ok(())
