@@ -12,7 +12,7 @@ build:
 	$(CARGO) build --workspace --bins
 
 demo: services build
-	target/debug/scale0 demo
+	$(CARGO) run -q -p scale0 -- demo
 
 test: services
 	$(CARGO) test --workspace

@@ -220,6 +220,10 @@ pub const LOCAL_PROVIDER_FLAGS: [&str; 6] = [
 pub struct Policy {
     /// Share of slots target tracking aims to keep busy, in (0, 1].
     pub target_utilization: f64,
+    /// The longest a request should wait in the queue once capacity is ready: a backlog
+    /// is sized to drain within this (never beyond the request deadline). Shorter buys
+    /// more instances in a burst; the request deadline is what a request can bear.
+    pub target_queue_wait: HumanDuration,
     /// Demand is averaged over this window in normal mode.
     pub stable_window: HumanDuration,
     /// The short window that detects a burst.
@@ -342,10 +346,14 @@ mod defaults {
     }
 }
 
+/// Default `target_queue_wait`, seconds.
+const TARGET_QUEUE_WAIT_DEFAULT_S: u64 = 10;
+
 impl Default for Policy {
     fn default() -> Self {
         Policy {
             target_utilization: 0.7,
+            target_queue_wait: HumanDuration::from_secs(TARGET_QUEUE_WAIT_DEFAULT_S),
             stable_window: HumanDuration::from_secs(60),
             panic_window: HumanDuration::from_secs(6),
             panic_threshold: 2.0,
@@ -702,6 +710,7 @@ fn validate_policy(v: &mut Validator, at: &str, p: &Policy) {
         );
     }
     for (field, d) in [
+        ("target_queue_wait", p.target_queue_wait),
         ("stable_window", p.stable_window),
         ("panic_window", p.panic_window),
         ("boot_timeout", p.boot_timeout),

@@ -3,9 +3,13 @@
 //!
 //! Concurrency is what is in flight plus the backlog (queued and held requests)
 //! spread over the time it may take to drain: a backlog of `B` requests of mean
-//! service time `S` that must finish within the request deadline `D` needs `B·S/D`
-//! more concurrent slots (Little's law). At zero ready capacity the backlog must also
-//! wait for a boot, so it has `D − boot lead` to drain.
+//! service time `S` that must drain within `H` needs `B·S/H` more concurrent slots
+//! (Little's law). `H` is the policy's `target_queue_wait` once capacity is ready,
+//! never beyond the request deadline `D`. With nothing ready the backlog first waits
+//! for a boot: more instances cannot shorten that wait, only the drain after it, so
+//! the drain still gets `target_queue_wait`, and the whole wait (boot lead + drain)
+//! must fit in the deadline: `H = min(target, D − lead)`. `H` is never below `S` — a
+//! backlog of `B` can use at most `B` slots.
 //!
 //! Like Knative's KPA, normal mode follows the mean over the stable window (60 s):
 //! a one-second blip does not buy a GPU. Burst (panic) mode starts when the mean over
@@ -13,6 +17,18 @@
 //! short window and never scales down until a stable window has passed without a
 //! burst. At zero capacity a backlog asks at once for all the capacity it needs,
 //! without averaging.
+//!
+//! The window means are *time-weighted*: the samples are joined by straight lines
+//! and the mean is the area under them over the window, divided by its length. The
+//! sample just before the window is kept to give the value at the window's start.
+//! Knative's windows average metrics scraped every second or two; `decide` is called
+//! every EventBridge tick (60 s) and, in between, on worker events that come exactly
+//! when load is high. A plain mean of the samples would make the window mean whatever
+//! the call rate happened to be: at a 60 s tick the 60 s window held one sample, so the
+//! "stable" mean was the instantaneous count and one busy instant launched an instance
+//! (67 launches in a week of NASA traffic at a 60 s tick against 3 at 5 s), and a run of
+//! event-driven calls in a burst outweighed a minute of quiet ticks. Weighted by the
+//! time each sample stands for, the mean estimates the same quantity at any call rate.
 
 use std::time::Duration;
 
@@ -33,9 +49,13 @@ pub(super) struct Demand {
     pub backlog: u64,
 }
 
+fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// Record `value` at `now` and drop samples older than `window`.
 pub(super) fn record(samples: &mut Vec<Sample>, now: DateTime<Utc>, value: f64, window: Duration) {
-    let oldest = now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
+    let oldest = window_start(now, window);
     samples.retain(|s| s.at > oldest && s.at <= now);
     samples.push(Sample { at: now, value });
     if samples.len() > MAX_SAMPLES {
@@ -43,17 +63,55 @@ pub(super) fn record(samples: &mut Vec<Sample>, now: DateTime<Utc>, value: f64, 
     }
 }
 
-/// Mean of the samples within `window` of `now` (the latest sample always counts).
-fn mean_within(samples: &[Sample], now: DateTime<Utc>, window: Duration) -> f64 {
-    let oldest = now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX);
-    // Two passes instead of collecting: this runs twice per decision, and the sum is
-    // taken in the same order, so the mean is bit-for-bit the same.
-    let recent = || samples.iter().filter(|s| s.at > oldest).map(|s| s.value);
-    let n = recent().count();
-    if n == 0 {
-        0.0
+/// Record `value` at `now`, keeping the samples within `window` and the newest one at
+/// or before its start, which [`time_weighted_mean`] interpolates the start from.
+pub(super) fn record_series(
+    samples: &mut Vec<Sample>,
+    now: DateTime<Utc>,
+    value: f64,
+    window: Duration,
+) {
+    let oldest = window_start(now, window);
+    // Samples are in time order; a clock that went back forgets the "future".
+    samples.retain(|s| s.at <= now);
+    let inside = samples.partition_point(|s| s.at <= oldest);
+    if inside > 1 {
+        samples.drain(..inside - 1);
+    }
+    samples.push(Sample { at: now, value });
+    if samples.len() > MAX_SAMPLES {
+        samples.drain(..samples.len() - MAX_SAMPLES);
+    }
+}
+
+/// The mean over `window` before `now` of the samples joined by straight lines: the
+/// area under them divided by the time they cover. Each sample counts for the time it
+/// stands for, not once per call. With no sample before the window, it covers the time
+/// from the first sample; with one sample only, it is that sample.
+fn time_weighted_mean(samples: &[Sample], now: DateTime<Utc>, window: Duration) -> f64 {
+    let start = window_start(now, window);
+    let secs = |d: chrono::TimeDelta| d.num_microseconds().unwrap_or(i64::MAX) as f64 * 1e-6;
+    let (mut area, mut covered) = (0.0, 0.0);
+    for pair in samples.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        if b.at <= start || b.at <= a.at {
+            continue;
+        }
+        let span = secs(b.at - a.at);
+        let (from, value_from) = if a.at < start {
+            let f = secs(start - a.at) / span;
+            (start, a.value + (b.value - a.value) * f)
+        } else {
+            (a.at, a.value)
+        };
+        let width = secs(b.at - from);
+        area += (value_from + b.value) * 0.5 * width;
+        covered += width;
+    }
+    if covered > 0.0 {
+        area / covered
     } else {
-        recent().sum::<f64>() / n as f64
+        samples.last().map_or(0.0, |s| s.value)
     }
 }
 
@@ -76,31 +134,46 @@ pub(super) fn assess(
         .filter(|s| !s.is_zero())
         .unwrap_or(spec.expected_service_time.0);
     let deadline = spec.request_deadline.0;
-    let horizon = if ready_slots > 0.0 {
-        deadline
+    let target = policy.target_queue_wait.0;
+    // Once capacity is ready the backlog drains within the target; at zero it waits a
+    // boot first, and boot plus drain must fit in the deadline.
+    let (horizon, bound) = if ready_slots > 0.0 {
+        if target <= deadline {
+            (target, "target_queue_wait")
+        } else {
+            (deadline, "request_deadline")
+        }
     } else {
-        deadline.saturating_sub(lead).max(service)
+        let after_boot = deadline.saturating_sub(lead);
+        if target <= after_boot {
+            (target, "target_queue_wait")
+        } else {
+            (after_boot, "request_deadline − boot lead")
+        }
     };
+    let horizon = horizon.max(service);
     let backlog_concurrency = backlog as f64 * service.as_secs_f64() / horizon.as_secs_f64();
     let concurrency = obs.in_flight as f64 + backlog_concurrency;
 
-    record(&mut memory.demand, now, concurrency, policy.stable_window.0);
-    let stable = mean_within(&memory.demand, now, policy.stable_window.0);
-    let burst = mean_within(&memory.demand, now, policy.panic_window.0);
+    record_series(&mut memory.demand, now, concurrency, policy.stable_window.0);
+    let stable = time_weighted_mean(&memory.demand, now, policy.stable_window.0);
+    let burst = time_weighted_mean(&memory.demand, now, policy.panic_window.0);
     let stable_slots = stable / util;
     let burst_slots = burst / util;
 
     if backlog > 0 || obs.in_flight > 0 {
         reasons.push(format!(
-            "demand {concurrency:.1}: {} in flight + backlog {backlog} × {} / {} (stable mean {stable:.1}, burst mean {burst:.1})",
+            "demand {concurrency:.1}: {} in flight + backlog {backlog} × {} / {} ({bound}) (stable mean {stable:.1}, burst mean {burst:.1})",
             obs.in_flight,
             HumanDuration::from(service),
             HumanDuration::from(horizon),
         ));
     }
 
+    let mut entered_panic = false;
     if burst_slots > 0.0 && burst_slots >= policy.panic_threshold * ready_slots {
         if memory.panic_until.is_none_or(|until| until <= now) {
+            entered_panic = true;
             reasons.push(format!(
                 "burst: {burst_slots:.1} slots wanted over {} ≥ {} × {ready_slots} ready slots",
                 policy.panic_window, policy.panic_threshold
@@ -114,7 +187,14 @@ pub(super) fn assess(
     }
 
     let mut slots = if in_panic {
-        burst_slots.max(stable_slots).max(capacity_slots)
+        let held = burst_slots.max(stable_slots).max(capacity_slots);
+        if let Some(until) = memory.panic_until.filter(|_| !entered_panic) {
+            reasons.push(format!(
+                "burst mode holds {held:.1} slots (no scale-in) until {}",
+                until.format("%H:%M:%S")
+            ));
+        }
+        held
     } else {
         stable_slots
     };

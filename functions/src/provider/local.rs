@@ -44,6 +44,10 @@ pub struct PidFile {
     pub start_ticks: u64,
     pub endpoint: String,
     pub launched_at: DateTime<Utc>,
+    /// When the provider was asked to start it (the end of the activation path the
+    /// end-to-end tests time).
+    #[serde(default)]
+    pub start_called_at: Option<DateTime<Utc>>,
 }
 
 /// See the module doc.
@@ -111,6 +115,7 @@ impl LocalProvider {
         id: &str,
         launched_at: DateTime<Utc>,
     ) -> ProviderResult<Started> {
+        let start_called_at = Utc::now();
         let dir = self.dir(&spec.name);
         std::fs::create_dir_all(&dir)
             .map_err(|e| fatal(format!("cannot create {}: {e}", dir.display())))?;
@@ -183,6 +188,7 @@ impl LocalProvider {
             start_ticks,
             endpoint: endpoint.clone(),
             launched_at,
+            start_called_at: Some(start_called_at),
         };
         let path = self.pid_path(&spec.name, id);
         let tmp = path.with_extension("json.tmp");
@@ -402,6 +408,7 @@ mod tests {
             start_ticks,
             endpoint: String::new(),
             launched_at: Utc::now(),
+            start_called_at: None,
         };
         assert!(is_alive(&pf(now.start_ticks)));
         assert!(!is_alive(&pf(now.start_ticks + 1)));
