@@ -14,8 +14,13 @@ build:
 demo: services build
 	$(CARGO) run -q -p scale0 -- demo
 
-test: services
+# The end-to-end tests (tests/) run the workspace's binaries as processes.
+test: services build
 	$(CARGO) test --workspace
+
+# Longer runs: the chaos test with 10,000 requests.
+test-long: services build
+	SCALE0_CHAOS_REQUESTS=10000 $(CARGO) test -p scale0-tests --test chaos -- --nocapture
 
 lint:
 	$(CARGO) fmt --all -- --check
