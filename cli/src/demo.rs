@@ -7,7 +7,7 @@
 //! 4. A floor scheduled about a minute and a half after the start has capacity ready
 //!    at the scheduled instant (it launched one boot lead time early).
 //! 5. A deployment with a tight limit sheds what it cannot hold and answers `expired`
-//!    for what its deadline outlives.
+//!    for what its deadline outlives (its instance boots slower than its pool says).
 //!
 //! The whole control plane runs as `scale0 local` does ([`crate::local::LocalStack`]);
 //! traffic comes from [`crate::load::run_load`]. It prints a timeline (the story's
@@ -88,7 +88,7 @@ min_instances = 0
 [[deployments]]
 name = "{TIGHT}"
 request_deadline = "30s"
-expected_service_time = "1s"
+expected_service_time = "100ms"
 max_held_requests = 4
 
 [deployments.policy]
@@ -102,9 +102,12 @@ drain_timeout = "10s"
 [[deployments.pools]]
 name = "gpu"
 max_instances = 1
-slots = 1
+slots = 4
 price_per_hour_usd = 1.0
 boot_time = "4s"
+# A fault: the instance takes 6 s longer to boot than the pool says, so a request
+# admitted on the 4 s estimate outlives its deadline while held.
+instance_args = ["--slow-boot=6s"]
 "#,
         state = out.join("instances").display(),
         start = at(floor_at),
@@ -357,9 +360,13 @@ async fn story(args: Args) -> anyhow::Result<ExitCode> {
         ),
     );
 
-    // 5. A tight limit: 4 held at most, one 1-slot instance booting 4 s, 4 s requests
-    //    with a 7 s deadline, half at priority 1 and half at 5.
-    story.step("5. demo-tight: 12 requests at zero, at most 4 held, deadline 7 s");
+    // 5. A tight limit: 4 held at most per worker, one instance expected in 4 s (it
+    //    takes 10 s), requests with a 7 s deadline, half at priority 1 and half at 5.
+    //    What cannot be held is shed at once, lowest priority first; what was admitted
+    //    (a 4 s boot fits in 7 s) expires while the slow boot drags on.
+    story.step(
+        "5. demo-tight: 12 requests at zero, at most 4 held, deadline 7 s, a boot slower than expected",
+    );
     let mut requests = burst(12, Duration::from_secs(4), Duration::ZERO);
     for (i, r) in requests.iter_mut().enumerate() {
         r.priority = Some(if i % 2 == 0 { 1 } else { 5 });

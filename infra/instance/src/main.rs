@@ -15,7 +15,8 @@
 //!   upstream is visible) or waits for a slot (`--when-full queue`);
 //! - faults on demand: a share of 500s (`--fail-rate`), a share of requests that never
 //!   answer (`--hang-rate`), exiting abruptly on the request after the first N
-//!   (`--crash-after N`), and never becoming ready (`--never-ready`).
+//!   (`--crash-after N`), booting slower than the control plane was told
+//!   (`--slow-boot`, added to `--boot-delay`), and never becoming ready (`--never-ready`).
 //!
 //! `--listen 127.0.0.1:0` picks a free port; the first line on stdout is always
 //! `listening on http://<addr>`, so a test or a provider can read the address.
@@ -87,12 +88,23 @@ struct Args {
     /// Exit abruptly (code 3, no answer) on the inference request after the first N.
     #[arg(long)]
     crash_after: Option<u64>,
+    /// A fault: boot this much longer than `--boot-delay` (which the local provider sets
+    /// from the pool's `boot_time`), like weights loading slower than usual.
+    #[arg(long, default_value = "0s")]
+    slow_boot: HumanDuration,
     /// Never become ready: the readiness path answers 503 forever.
     #[arg(long)]
     never_ready: bool,
     /// Seed for the fault dice (default: from the clock).
     #[arg(long)]
     seed: Option<u64>,
+}
+
+impl Args {
+    /// From start until ready: the boot delay and any slow-boot fault.
+    fn boot_time(&self) -> Duration {
+        self.boot_delay.0 + self.slow_boot.0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -127,7 +139,7 @@ impl std::fmt::Debug for Instance {
 
 impl Instance {
     fn ready(&self) -> bool {
-        !self.args.never_ready && self.started.elapsed() >= self.args.boot_delay.0
+        !self.args.never_ready && self.started.elapsed() >= self.args.boot_time()
     }
 
     /// A uniform draw in [0, 1) (SplitMix64; quality is plenty for fault dice).
@@ -435,7 +447,8 @@ async fn main() -> anyhow::Result<()> {
     }
     eprintln!(
         "scale0-instance {}: listening on http://{addr}, ready in {}",
-        args.id, args.boot_delay
+        args.id,
+        HumanDuration::from(args.boot_time())
     );
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     // Small responses go out at once rather than waiting on Nagle's algorithm.

@@ -94,6 +94,22 @@ async fn boots_then_serves_completions() {
 }
 
 #[tokio::test]
+async fn a_slow_boot_adds_to_the_boot_delay() {
+    let s = start(&["--boot-delay", "200ms", "--slow-boot", "500ms"]);
+    let c = client();
+    let t0 = Instant::now();
+    while status(&c, format!("{}/health", s.base)).await != 200 {
+        assert!(t0.elapsed() < Duration::from_secs(5), "never became ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        t0.elapsed() >= Duration::from_millis(650),
+        "{:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn triton_style_readiness_path() {
     let s = start(&["--readiness-path", "/v2/health/ready"]);
     let c = client();
