@@ -1,6 +1,7 @@
 //! First request at zero → the local provider's start call, over 50 trials on 50
 //! deployments at zero (`cargo bench -p scale0-tests --bench activation`). Needs
-//! RabbitMQ and Redis running and the workspace's binaries built (`make build`).
+//! RabbitMQ and Redis running and the release binaries built
+//! (`cargo build --release --workspace --bins`).
 //! Goal (issue 6): p99 ≤ 100 ms.
 
 use scale0_tests::{activation_trials, percentile};

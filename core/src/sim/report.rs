@@ -56,7 +56,8 @@ impl ScenarioReport {
             scale0_settings: {
                 let p = &scenario.deployment.policy;
                 format!(
-                    "request_deadline {}, target_utilization {}, scale_to_zero_grace {}, scale_down_stabilization {}, tick {}",
+                    "target_queue_wait {}, request_deadline {}, target_utilization {}, scale_to_zero_grace {}, scale_down_stabilization {}, tick {}",
+                    p.target_queue_wait,
                     scenario.deadline(),
                     p.target_utilization,
                     p.scale_to_zero_grace,
