@@ -202,7 +202,7 @@ async fn the_handlers_drive_an_auto_scaling_group_on_moto() {
     let provider = Arc::new(AsgProvider::new(&sdk, &cfg.provider.aws_asg));
     let group = cfg.deployment(&d).unwrap().pools[0].asg_name(&d);
     create_group(&provider, &group, 5).await;
-    let deps = deps(cfg, provider.clone(), depth(&d, 400)).await;
+    let deps = deps(cfg, provider.clone(), depth(&d, 19)).await;
 
     // A backlog: one placeholder, and the group's desired capacity follows it.
     let out = scaler::handle_json(json!({"wake": {"trigger": "test"}}), &deps)

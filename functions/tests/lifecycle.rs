@@ -23,7 +23,7 @@ fn asg_event(file: &str, id: &str, group: &str, instance: &str) -> Value {
 async fn a_launch_lifecycle_action_replaces_a_placeholder_and_completes() {
     let d = unique("launch");
     let fake = Arc::new(FakeProvider::by_count());
-    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 400)).await;
+    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 19)).await;
     let out = scaler::handle_json(json!({"wake": {"trigger": "test"}}), &deps)
         .await
         .unwrap();
@@ -182,7 +182,7 @@ async fn an_idle_terminating_instance_is_released_at_once() {
 async fn a_failed_launch_makes_the_pool_unavailable_and_launches_elsewhere() {
     let d = unique("launchfail");
     let fake = Arc::new(FakeProvider::by_count());
-    let deps = deps(config(&two_pools(&d)), fake.clone(), depth(&d, 400)).await;
+    let deps = deps(config(&two_pools(&d)), fake.clone(), depth(&d, 19)).await;
     let out = scaler::handle_json(json!({"wake": {"trigger": "test"}}), &deps)
         .await
         .unwrap();

@@ -60,7 +60,7 @@ async fn local_instances_boot_become_ready_survive_a_restart_and_stop() {
     let dir = state_dir(&d);
     let cfg = config(&local_config(&d, &dir, &instance_binary()));
     let provider = Arc::new(LocalProvider::new(&cfg.provider.local));
-    let deps = deps(cfg.clone(), provider.clone(), depth(&d, 400))
+    let deps = deps(cfg.clone(), provider.clone(), depth(&d, 19))
         .await
         .with_clock(Clock::system());
 
@@ -173,7 +173,7 @@ async fn a_vanished_instance_is_marked_terminated_and_replaced() {
     let dir = state_dir(&d);
     let cfg = config(&local_config(&d, &dir, &instance_binary()));
     let provider = Arc::new(LocalProvider::new(&cfg.provider.local));
-    let deps = deps(cfg.clone(), provider.clone(), depth(&d, 400))
+    let deps = deps(cfg.clone(), provider.clone(), depth(&d, 19))
         .await
         .with_clock(Clock::system());
     let out = scaler::handle_json(json!({"wake": {"trigger": "test"}}), &deps)

@@ -20,7 +20,7 @@ use support::*;
 #[tokio::test]
 async fn a_tick_launches_for_the_backlog_once_and_a_repeated_tick_changes_nothing() {
     let d = unique("tick");
-    // 400 requests wait in the deployment's queue: the depth comes from a passive
+    // 19 requests wait in the deployment's queue: the depth comes from a passive
     // declare against the real broker.
     let conn = amqp().await;
     let ch = conn.create_channel().await.unwrap();
@@ -32,7 +32,7 @@ async fn a_tick_launches_for_the_backlog_once_and_a_repeated_tick_changes_nothin
     )
     .await
     .unwrap();
-    for _ in 0..400 {
+    for _ in 0..19 {
         ch.basic_publish(
             "".into(),
             queue.as_str().into(),
@@ -46,7 +46,7 @@ async fn a_tick_launches_for_the_backlog_once_and_a_repeated_tick_changes_nothin
     let amqp_depth = AmqpQueueDepth::new(amqp_url());
     for _ in 0..100 {
         use scale0_functions::broker::QueueDepth;
-        if amqp_depth.depth(&queue).await.unwrap() == Some(400) {
+        if amqp_depth.depth(&queue).await.unwrap() == Some(19) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -63,7 +63,7 @@ async fn a_tick_launches_for_the_backlog_once_and_a_repeated_tick_changes_nothin
     let run = &out.deployments[0];
     assert_eq!(run.trigger, "tick");
     assert!(!run.duplicate);
-    // 400 queued × 2 s / (300 s − 90 s boot) ≈ 3.8 slots at 0.7 → 1 instance of 8.
+    // 19 queued × 2 s / 10 s (target_queue_wait) = 3.8 → 5.4 slots at 0.7 → 1 instance of 8.
     assert_eq!(run.requested, ["a10g-g1-0"]);
     assert_eq!(fake.started(), ["a10g-g1-0"]);
     let registry = deps.store.instances(&d).await.unwrap();
@@ -78,7 +78,7 @@ async fn a_tick_launches_for_the_backlog_once_and_a_repeated_tick_changes_nothin
     let observed = logged[0].observed.as_ref().unwrap();
     assert_eq!(
         (observed.queue_depth, observed.trigger.as_str()),
-        (400, "tick")
+        (19, "tick")
     );
 
     // The same event again: recognised, nothing decided, nothing launched.
@@ -116,8 +116,8 @@ async fn a_missing_request_queue_reads_as_empty() {
 async fn one_hundred_concurrent_scaler_invocations_launch_one_need_once() {
     let d = unique("hundred");
     let fake = Arc::new(FakeProvider::per_instance());
-    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 2000)).await;
-    // 2000 queued × 2 s / 210 s ≈ 19 slots at 0.7 → 27 slots → 4 instances of 8.
+    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 95)).await;
+    // 95 queued × 2 s / 10 s (target_queue_wait) = 19 → 27 slots at 0.7 → 4 instances of 8.
     let runs: Vec<_> = (0..100)
         .map(|n| {
             let deps = deps.clone();
@@ -154,8 +154,8 @@ async fn an_amazon_mq_batch_handles_good_messages_and_reports_bad_ones() {
     deps.store.put_instance(&sick).await.unwrap();
 
     let event = amazon_mq(&[
-        // A worker holds 200 requests with nothing ready: launch.
-        control("a1", &d, json!({"type": "activation", "held": 200})),
+        // A worker holds 19 requests with nothing ready: launch one instance.
+        control("a1", &d, json!({"type": "activation", "held": 19})),
         // Dispatches to i-sick failed 3 times (the policy's limit): replace it.
         control(
             "f1",
@@ -190,7 +190,7 @@ async fn an_amazon_mq_batch_handles_good_messages_and_reports_bad_ones() {
 async fn malformed_events_give_a_clear_error_change_nothing_and_never_panic() {
     let d = unique("malformed");
     let fake = Arc::new(FakeProvider::per_instance());
-    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 500)).await;
+    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 24)).await;
 
     let mut no_detail_type = tick("x");
     no_detail_type
@@ -383,7 +383,7 @@ async fn an_unavailable_pool_is_skipped_and_the_need_launches_in_another() {
         "spot",
         ProviderError::new(ProviderErrorKind::InsufficientCapacity, "no g5 capacity"),
     );
-    let deps = deps(config(&two_pools(&d)), fake.clone(), depth(&d, 400)).await;
+    let deps = deps(config(&two_pools(&d)), fake.clone(), depth(&d, 19)).await;
     let out = scaler::handle_json(tick("t"), &deps).await.unwrap();
     let run = &out.deployments[0];
     // Round 1 picked the cheaper spot pool and failed; round 2 launched on demand.
@@ -405,7 +405,7 @@ async fn a_by_count_provider_gets_the_registry_count_and_a_low_group_max_caps() 
     let d = unique("bycount");
     let fake = Arc::new(FakeProvider::by_count());
     fake.set_max(&d, "a10g", 1);
-    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 2000)).await;
+    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 95)).await;
     let out = scaler::handle_json(tick("t"), &deps).await.unwrap();
     let run = &out.deployments[0];
     assert_eq!(run.applied[0].counts["a10g"], 1);
@@ -424,7 +424,7 @@ async fn a_by_count_provider_gets_the_registry_count_and_a_low_group_max_caps() 
 async fn the_tick_reconciles_with_the_provider() {
     let d = unique("reconcile");
     let fake = Arc::new(FakeProvider::by_count());
-    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 400)).await;
+    let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 19)).await;
     // A decision asks for one instance; the group starts it, but its lifecycle event
     // never arrives.
     let out = scaler::handle_json(json!({"wake": {"trigger": "test"}}), &deps)

@@ -318,7 +318,7 @@ async fn one_hundred_concurrent_scalers_launch_one_need_once() {
             tokio::spawn(async move {
                 loop {
                     let snap = s.load_policy(&spec.name).await.unwrap();
-                    let obs = s.observe(&spec, t0(), 400).await.unwrap();
+                    let obs = s.observe(&spec, t0(), 19).await.unwrap();
                     let decision: Decision = decide(t0(), &spec, &obs, &snap.memory);
                     match s.commit_decision(snap.generation, &decision).await.unwrap() {
                         CommitOutcome::Committed { .. } => return decision.launch_total(),
@@ -332,7 +332,7 @@ async fn one_hundred_concurrent_scalers_launch_one_need_once() {
     for t in tasks {
         launched += t.await.unwrap();
     }
-    // 400 queued × 2s / (300s − 90s) = 3.8 → 5.4 slots → 1 instance.
+    // 19 queued × 2s / 10s (target_queue_wait) = 3.8 → 5.4 slots → 1 instance.
     let requested: Vec<_> = s
         .instances(&d)
         .await
