@@ -14,8 +14,10 @@ build:
 demo: services build
 	$(CARGO) run -q -p scale0 -- demo
 
-# The end-to-end tests (tests/) run the workspace's binaries as processes.
-test: services build
+# The end-to-end tests (tests/) run the workspace's binaries as processes; cargo builds
+# every binary of a crate whose integration tests it runs, so `cargo test --workspace`
+# builds them all (with the same features as the tests: one build, not two).
+test: services
 	$(CARGO) test --workspace
 
 # Longer runs: the chaos test with 10,000 requests.
