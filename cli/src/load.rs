@@ -38,6 +38,7 @@ use plotters::prelude::*;
 use scale0_core::contract::{InstanceState, ReplyStatus};
 use scale0_core::contract::{REQUESTS_EXCHANGE, headers};
 use scale0_core::duration::HumanDuration;
+use scale0_core::percentile;
 use scale0_core::sim::{Scenario, TraceFormat, Workload};
 use scale0_state::Store;
 use serde::Serialize;
@@ -172,7 +173,7 @@ impl Percentiles {
             return Percentiles::default();
         }
         v.sort_by(f64::total_cmp);
-        let at = |p: f64| v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1];
+        let at = |p: f64| percentile::of_sorted(&v, p).unwrap_or_default();
         Percentiles {
             p50: at(0.50),
             p90: at(0.90),

@@ -22,11 +22,13 @@
 //! - [`sim`]: the trace-replay simulator: trace readers, scenarios, the event engine,
 //!   baseline policies and the oracle, driving the same `decide()`.
 //! - [`admission`]: the queue worker's shedding rules and wait estimate.
+//! - [`percentile`]: the nearest-rank rule every reported percentile uses.
 
 pub mod admission;
 pub mod config;
 pub mod contract;
 pub mod duration;
+pub mod percentile;
 pub mod policy;
 pub mod schedule;
 pub mod sim;

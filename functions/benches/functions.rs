@@ -61,8 +61,7 @@ boot_time = "60s"
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
-    sorted[rank]
+    scale0_core::percentile::of_sorted(sorted, p).expect("percentile of no samples")
 }
 
 fn summary(label: &str, mut samples: Vec<Duration>) {

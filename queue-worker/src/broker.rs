@@ -76,6 +76,10 @@ impl Broker {
 
     /// The live connection, waiting for one until `give_up`.
     pub async fn live_until(&self, give_up: Option<Instant>) -> Option<Arc<Live>> {
+        // The common case, without a timer: connected now.
+        if let Some(live) = self.current() {
+            return Some(live);
+        }
         let mut rx = self.live.clone();
         let wait = rx.wait_for(|l| l.is_some());
         let got = match give_up {

@@ -251,7 +251,7 @@ pub async fn reject(
     {
         let req = request::Request {
             deployment: deployment.to_string(),
-            body: Vec::new(),
+            body: Default::default(),
             reply_to,
             correlation_id: properties.correlation_id().clone(),
             message_id: properties.message_id().as_ref().map(|m| m.to_string()),

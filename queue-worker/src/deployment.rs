@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use hyper::Uri;
 use lapin::Acker;
 use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scale0_core::admission::{self, Booting, Capacity, Estimator, ShedReason};
@@ -31,6 +32,7 @@ use tokio::time::Instant;
 use crate::Shared;
 use crate::broker::Published;
 use crate::held::{HeldQueue, Key};
+use crate::instance_client::{Answer, CallError};
 use crate::metrics::DeploymentMetrics;
 use crate::reply::{self, Reply};
 use crate::request::{Invalid, Request};
@@ -142,6 +144,9 @@ pub struct Snapshot {
 #[derive(Debug)]
 struct Inst {
     record: InstanceRecord,
+    /// The endpoint joined with the deployment's inference path, parsed once per
+    /// endpoint (not per request); `None` without an endpoint or if it does not parse.
+    url: Option<Uri>,
     slots: u32,
     /// Leases this worker holds (or is acquiring) on it.
     local: u32,
@@ -156,7 +161,7 @@ struct Inst {
 impl Inst {
     fn dispatchable(&self, threshold: u32, now: Instant) -> bool {
         self.record.state == InstanceState::Ready
-            && self.record.endpoint.is_some()
+            && self.url.is_some()
             && self.record.failures.max(self.failures) < threshold
             && self.local + self.remote < self.slots
             && self.busy_until.is_none_or(|t| t <= now)
@@ -198,6 +203,27 @@ impl Ctx {
             .iter()
             .find(|p| p.name == pool)
             .map_or(1, |p| p.slots)
+    }
+
+    /// Where requests to `record` go: its endpoint joined with the inference path.
+    fn inference_url(&self, record: &InstanceRecord) -> Option<Uri> {
+        let endpoint = record.endpoint.as_deref()?;
+        let joined = format!(
+            "{}{}",
+            endpoint.trim_end_matches('/'),
+            self.spec.inference_path
+        );
+        match joined.parse::<Uri>() {
+            Ok(url) if url.scheme_str() == Some("http") => Some(url),
+            Ok(_) => {
+                tracing::warn!(deployment = %self.spec.name, instance = %record.id, endpoint, "instance endpoint is not http://; not dispatching to it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(deployment = %self.spec.name, instance = %record.id, endpoint, error = %e, "instance endpoint is not a URL; not dispatching to it");
+                None
+            }
+        }
     }
 
     /// Publish a control event (confirmed in the background).
@@ -766,6 +792,9 @@ impl Actor {
             let total = s.in_flight.get(&record.id).copied().unwrap_or(0);
             let inst = match self.instances.remove(&record.id) {
                 Some(mut old) => {
+                    if old.record.endpoint != record.endpoint {
+                        old.url = self.ctx.inference_url(&record);
+                    }
                     old.remote = total.saturating_sub(old.local);
                     old.failures = 0;
                     old.busy_until = None;
@@ -774,6 +803,7 @@ impl Actor {
                     old
                 }
                 None => Inst {
+                    url: self.ctx.inference_url(&record),
                     slots,
                     local: 0,
                     remote: total,
@@ -902,7 +932,7 @@ impl Actor {
             inst.local += 1;
             let target = Target {
                 id,
-                endpoint: inst.record.endpoint.clone().unwrap_or_default(),
+                url: inst.url.clone().expect("dispatchable instances have a URL"),
                 slots: inst.slots,
             };
             let deliveries = job.deliveries.clone();
@@ -964,7 +994,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 #[derive(Debug, Clone)]
 struct Target {
     id: String,
-    endpoint: String,
+    url: Uri,
     slots: u32,
 }
 
@@ -1218,14 +1248,6 @@ async fn drop_lease(ctx: Arc<Ctx>, instance: String, token: String) {
     }
 }
 
-/// An instance's answer.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    body: Vec<u8>,
-    content_type: Option<String>,
-}
-
 impl Answer {
     fn reply(&self, instance: &str, job: &Job) -> Reply {
         let status = if (200..300).contains(&self.status) {
@@ -1235,7 +1257,7 @@ impl Answer {
         };
         Reply {
             status,
-            body: self.body.clone(),
+            body: self.body.to_vec(),
             content_type: self.content_type.clone(),
             reason: (status != ReplyStatus::Ok)
                 .then(|| format!("instance {instance} answered HTTP {}", self.status)),
@@ -1247,57 +1269,25 @@ impl Answer {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    #[error("timed out at the request's deadline")]
-    Timeout,
-    #[error("{0}")]
-    Connect(String),
-}
-
 async fn call(
     ctx: &Ctx,
     job: &Job,
     target: &Target,
     remaining: Duration,
 ) -> Result<Answer, CallError> {
-    let url = format!(
-        "{}{}",
-        target.endpoint.trim_end_matches('/'),
-        ctx.spec.inference_path
-    );
     let content_type = job
         .req
         .content_type
         .as_ref()
         .map_or("application/json", |c| c.as_str());
-    let request = ctx
-        .shared
+    ctx.shared
         .http
-        .post(&url)
-        .header("content-type", content_type)
-        .timeout(remaining)
-        .body(job.req.body.clone());
-    let classify = |e: reqwest::Error| {
-        if e.is_timeout() {
-            CallError::Timeout
-        } else {
-            CallError::Connect(format!("{target}: {e}", target = target.id))
-        }
-    };
-    let response = request.send().await.map_err(classify)?;
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = response.bytes().await.map_err(classify)?;
-    Ok(Answer {
-        status,
-        body: body.to_vec(),
-        content_type,
-    })
+        .post(&target.url, content_type, job.req.body.clone(), remaining)
+        .await
+        .map_err(|e| match e {
+            CallError::Connect(why) => CallError::Connect(format!("{}: {why}", target.id)),
+            timeout => timeout,
+        })
 }
 
 /// Send a job's terminal reply, ack its deliveries, mark it done and release its

@@ -23,6 +23,7 @@
 //! - [`consume`]: consumers; reading deliveries; dead letters for bad input.
 //! - [`request`]: a delivery → [`request::Request`] (deadline, priority) or why not.
 //! - [`held`]: the held queue in dispatch and deadline order.
+//! - [`instance_client`]: HTTP to instances (dispatch and readiness probes).
 //! - [`deployment`]: the per-deployment actor and its dispatch and reply tasks.
 //! - [`watcher`]: registry reads, readiness probes, periodic reports to Redis.
 //! - [`reply`]: reply and dead-letter properties.
@@ -35,6 +36,7 @@ pub mod broker;
 pub mod consume;
 pub mod deployment;
 pub mod held;
+pub mod instance_client;
 pub mod metrics;
 pub mod reply;
 pub mod request;
@@ -55,6 +57,7 @@ pub use settings::{DEFAULT_AMQP_URL, DEFAULT_REDIS_URL, WorkerSettings};
 
 use crate::broker::{Broker, ConnectError, Live};
 use crate::deployment::{Actor, Ctx, Msg};
+use crate::instance_client::InstanceClient;
 use crate::metrics::Metrics;
 
 /// Metrics label of requests that named no known deployment.
@@ -83,7 +86,7 @@ pub struct Shared {
     pub broker_settings: BrokerSettings,
     pub store: Store,
     pub broker: Broker,
-    pub http: reqwest::Client,
+    pub http: InstanceClient,
     pub metrics: Arc<Metrics>,
     event_ids: AtomicU64,
 }
@@ -179,12 +182,7 @@ impl Worker {
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), WorkerError> {
         let deployments = self.served();
         let (live_tx, live_rx) = watch::channel::<Option<Arc<Live>>>(None);
-        let http = reqwest::Client::builder()
-            .connect_timeout(self.settings.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .build()
-            .expect("an HTTP client without TLS builds");
+        let http = InstanceClient::new(self.settings.connect_timeout);
         let shared = Arc::new(Shared {
             settings: self.settings.clone(),
             broker_settings: self.config.broker.clone(),

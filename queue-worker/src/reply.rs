@@ -181,7 +181,7 @@ mod tests {
     fn request() -> Request {
         Request {
             deployment: "chat".into(),
-            body: Vec::new(),
+            body: Default::default(),
             reply_to: "replies".into(),
             correlation_id: Some("c-1".into()),
             message_id: Some("m-1".into()),

@@ -8,6 +8,7 @@
 //! receipt + the broker's `consumer_timeout` − 30 s, because RabbitMQ closes a channel
 //! that holds a delivery unacked longer than its consumer timeout.
 
+use hyper::body::Bytes;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, ShortString};
 use scale0_core::config::Deployment;
@@ -17,7 +18,8 @@ use scale0_core::contract::{MAX_PRIORITY, headers};
 #[derive(Debug, Clone)]
 pub struct Request {
     pub deployment: String,
-    pub body: Vec<u8>,
+    /// Shared, not copied, by every attempt's POST.
+    pub body: Bytes,
     pub reply_to: ShortString,
     pub correlation_id: Option<ShortString>,
     /// The idempotency key.
@@ -85,7 +87,7 @@ pub fn parse(
     match check(spec, &properties, body.len(), now_ms, consumer_timeout_ms) {
         Ok(checked) => Ok(Request {
             deployment: spec.name.clone(),
-            body,
+            body: Bytes::from(body),
             reply_to: checked.reply_to,
             correlation_id: properties.correlation_id().clone(),
             message_id: properties

@@ -113,17 +113,16 @@ async fn probe(ctx: &Ctx, endpoint: &str) -> bool {
         endpoint.trim_end_matches('/'),
         ctx.spec.readiness_path
     );
-    match ctx
-        .shared
-        .http
-        .get(url)
-        .timeout(ctx.shared.settings.probe_timeout)
-        .send()
-        .await
-    {
-        Ok(r) => r.status().as_u16() == 200,
-        Err(_) => false,
-    }
+    let Ok(uri) = url.parse() else {
+        return false;
+    };
+    matches!(
+        ctx.shared
+            .http
+            .get(&uri, ctx.shared.settings.probe_timeout)
+            .await,
+        Ok(200)
+    )
 }
 
 pub async fn report(ctx: Arc<Ctx>) {

@@ -11,6 +11,7 @@
 //! (now seeing the first one's requested instances) and decides again.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
@@ -20,7 +21,9 @@ use scale0_core::policy::{Decision, PolicyMemory};
 use crate::decisions::ObservedSummary;
 use crate::{Result, Store, json, keys, parse};
 
-const COMMIT: &str = r#"
+static COMMIT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current ~= tonumber(ARGV[1]) then return {0, current} end
 local generation = current + 1
@@ -52,7 +55,9 @@ else
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[i + 1], '*', 'generation', generation, 'decision', ARGV[4], 'observed', ARGV[i + 2])
 end
 return {1, generation}
-"#;
+"#,
+    )
+});
 
 /// What a scaler run starts from.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -139,7 +144,7 @@ impl Store {
             .iter()
             .map(|p| (p.pool.as_str(), p.target))
             .collect();
-        let commit = redis::Script::new(COMMIT);
+        let commit = &*COMMIT;
         let mut script = commit.prepare_invoke();
         script
             .key(keys::generation(d))

@@ -9,12 +9,15 @@
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
 use scale0_core::contract::{InstanceRecord, InstanceState};
+use std::sync::LazyLock;
 
 use crate::{Result, Store, json, keys, parse};
 
 /// Checks the state, applies it, stamps `ready_at` / `draining_since` the first time,
 /// resets failures on ready, and sets the endpoint when given.
-const TRANSITION: &str = r#"
+static TRANSITION: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return {-1, ''} end
 local rec = cjson.decode(raw)
@@ -37,10 +40,14 @@ if ARGV[5] ~= '' then rec.endpoint = ARGV[5] end
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], ARGV[1], out)
 return {1, out}
-"#;
+"#,
+    )
+});
 
 /// Adds `ARGV[2]` to the failure count (0 resets it) and returns the record.
-const FAILURES: &str = r#"
+static FAILURES: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return false end
 local rec = cjson.decode(raw)
@@ -49,13 +56,17 @@ if n == 0 then rec.failures = 0 else rec.failures = (tonumber(rec.failures) or 0
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], ARGV[1], out)
 return out
-"#;
+"#,
+    )
+});
 
 /// Puts a real instance in the registry: it replaces a `requested` placeholder of its
 /// pool (keeping the placeholder's `launched_at`, so boot time counts from the
 /// request), or is added when the pool has none. An id already present is left alone,
 /// so a repeated lifecycle event or a reconcile racing it adopts an instance once.
-const ADOPT: &str = r#"
+static ADOPT: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing then return {0, '', existing} end
 local best_id, best_at = false, false
@@ -79,11 +90,15 @@ local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], ARGV[1], out)
 if best_id then return {1, best_id, out} end
 return {2, '', out}
-"#;
+"#,
+    )
+});
 
 /// Drops terminated records older than a bound: the ids in `terminated` scored at or
 /// below `ARGV[1]`, if their record still says terminated.
-const PURGE: &str = r#"
+static PURGE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
 local n = 0
 for _, id in ipairs(ids) do
@@ -94,7 +109,9 @@ for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[2], id)
 end
 return n
-"#;
+"#,
+    )
+});
 
 /// What [`Store::adopt_instance`] did.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,7 +199,7 @@ impl Store {
     ) -> Result<Transition> {
         let from: Vec<String> = from.iter().map(ToString::to_string).collect();
         let key = keys::instances(deployment);
-        let (code, raw): (i64, String) = redis::Script::new(TRANSITION)
+        let (code, raw): (i64, String) = TRANSITION
             .key(&key)
             .arg(id)
             .arg(to.to_string())
@@ -203,7 +220,7 @@ impl Store {
     /// placeholder of its pool when there is one (see [`Adopted`]).
     pub async fn adopt_instance(&self, record: &InstanceRecord) -> Result<Adopted> {
         let key = keys::instances(&record.deployment);
-        let (code, placeholder, raw): (i64, String, String) = redis::Script::new(ADOPT)
+        let (code, placeholder, raw): (i64, String, String) = ADOPT
             .key(&key)
             .arg(&record.id)
             .arg(json(record))
@@ -273,7 +290,7 @@ impl Store {
 
     /// Remove records terminated at or before `before`; returns how many.
     pub async fn purge_terminated(&self, deployment: &str, before: DateTime<Utc>) -> Result<u32> {
-        Ok(redis::Script::new(PURGE)
+        Ok(PURGE
             .key(keys::instances(deployment))
             .key(keys::terminated(deployment))
             .arg(before.timestamp_millis())
@@ -306,7 +323,7 @@ impl Store {
         by: u32,
     ) -> Result<Option<InstanceRecord>> {
         let key = keys::instances(deployment);
-        let raw: Option<String> = redis::Script::new(FAILURES)
+        let raw: Option<String> = FAILURES
             .key(&key)
             .arg(id)
             .arg(by)

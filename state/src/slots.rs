@@ -8,12 +8,15 @@
 //! expires at the request's deadline and the slot comes back by itself.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use redis::AsyncCommands;
 
 use crate::{Result, Store, keys};
 
-const ACQUIRE: &str = r#"
+static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
@@ -22,7 +25,9 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
   return 1
 end
 return 0
-"#;
+"#,
+    )
+});
 
 impl Store {
     /// Take one of `slots` on `instance` until `expires_ms`, under `token`.
@@ -38,7 +43,7 @@ impl Store {
         // The key's own expiry (relative, so clocks need not agree with Redis) only
         // collects garbage after the instance is gone; it only ever extends.
         let key = keys::inflight(deployment, instance);
-        let acquired: i64 = redis::Script::new(ACQUIRE)
+        let acquired: i64 = ACQUIRE
             .key(&key)
             .arg(now_ms)
             .arg(slots)

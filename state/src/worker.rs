@@ -12,6 +12,7 @@
 //!   short time and renews them while the request runs, so a worker that dies gives
 //!   its slots back within that time instead of at the request's deadline.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::{AsyncCommands, SetExpiry, SetOptions};
@@ -29,13 +30,17 @@ const REQUEST_SAMPLES: isize = 500;
 
 /// Moves the lease's expiry only if the lease still exists (an expired lease may
 /// already have been purged and its slot taken by someone else).
-const RENEW: &str = r#"
+static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3]) + 60000
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
-"#;
+"#,
+    )
+});
 
 impl Store {
     /// The end of a request in one round trip: release its slot lease (when it has
@@ -72,7 +77,7 @@ impl Store {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<bool> {
-        let renewed: i64 = redis::Script::new(RENEW)
+        let renewed: i64 = RENEW
             .key(keys::inflight(deployment, instance))
             .arg(token)
             .arg(expires_ms.max(now_ms + 1))

@@ -518,5 +518,5 @@ boot_time = "5m"
 pub fn percentile(v: &[f64], p: f64) -> f64 {
     let mut v = v.to_vec();
     v.sort_by(f64::total_cmp);
-    v[((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1]
+    scale0_core::percentile::of_sorted(&v, p).expect("percentile of no samples")
 }

@@ -165,7 +165,7 @@ impl Waits {
                 if n == 0 {
                     0.0
                 } else {
-                    to_s(at(((p * n as f64).ceil() as u64).clamp(1, n)))
+                    to_s(at(crate::percentile::rank(p, n)))
                 }
             })
             .collect();
