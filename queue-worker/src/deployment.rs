@@ -340,6 +340,11 @@ impl Actor {
                 },
                 _ = sleep_until_opt(wake) => {}
             }
+            // Whatever else arrived meanwhile, before one dispatch pass for all of it
+            // (under load, releases and arrivals come in bursts).
+            while let Ok(msg) = self.inbox.try_recv() {
+                self.handle(msg);
+            }
             self.on_timers();
             self.try_dispatch();
             self.publish_gauges();
