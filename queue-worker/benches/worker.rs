@@ -210,9 +210,15 @@ async fn delete_queue(conn: &Connection, q: &str) {
         .await;
 }
 
-/// The baseline: a pipelined lapin RPC responder with publisher confirms that acks
-/// each request after its reply is confirmed.
-async fn plain_responder(conn: &Connection, queue: &str) -> tokio::task::JoinHandle<()> {
+/// A responder's two channels: a consumer on `queue` (declared with `args`, bound to
+/// `exchange` by its name if one is given, prefetch 1024) and a channel publishing
+/// with confirms.
+async fn responder_channels(
+    conn: &Connection,
+    queue: &str,
+    args: FieldTable,
+    exchange: Option<&str>,
+) -> (lapin::Consumer, Channel) {
     let input = conn.create_channel().await.unwrap();
     let output = conn.create_channel().await.unwrap();
     output
@@ -220,26 +226,41 @@ async fn plain_responder(conn: &Connection, queue: &str) -> tokio::task::JoinHan
         .await
         .unwrap();
     input
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions::default(),
-            FieldTable::default(),
-        )
+        .queue_declare(queue.into(), QueueDeclareOptions::default(), args)
         .await
         .unwrap();
+    if let Some(exchange) = exchange {
+        input
+            .queue_bind(
+                queue.into(),
+                exchange.into(),
+                queue.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
     input
         .basic_qos(1024, BasicQosOptions::default())
         .await
         .unwrap();
-    let mut consumer = input
+    let consumer = input
         .basic_consume(
             queue.into(),
-            "plain".into(),
+            "responder".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
         .await
         .unwrap();
+    (consumer, output)
+}
+
+/// The baseline: a pipelined lapin RPC responder with publisher confirms that acks
+/// each request after its reply is confirmed.
+async fn plain_responder(conn: &Connection, queue: &str) -> tokio::task::JoinHandle<()> {
+    let (mut consumer, output) = responder_channels(conn, queue, FieldTable::default(), None).await;
     tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
             let Some(reply_to) = d.properties.reply_to().clone() else {
@@ -282,43 +303,13 @@ async fn floor_responder(
     queue: &str,
     instance_url: &str,
 ) -> tokio::task::JoinHandle<()> {
-    let input = conn.create_channel().await.unwrap();
-    let output = conn.create_channel().await.unwrap();
-    output
-        .confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    input
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions::default(),
-            request_queue_arguments(&BrokerSettings::default()),
-        )
-        .await
-        .unwrap();
-    input
-        .basic_qos(1024, BasicQosOptions::default())
-        .await
-        .unwrap();
-    input
-        .queue_bind(
-            queue.into(),
-            REQUESTS_EXCHANGE.into(),
-            queue.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let mut consumer = input
-        .basic_consume(
-            queue.into(),
-            "floor".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let (mut consumer, output) = responder_channels(
+        conn,
+        queue,
+        request_queue_arguments(&BrokerSettings::default()),
+        Some(REQUESTS_EXCHANGE),
+    )
+    .await;
     let store = Arc::new(store().await);
     let http = InstanceClient::new(Duration::from_secs(5));
     let url: hyper::Uri = format!("{instance_url}/v1/completions").parse().unwrap();

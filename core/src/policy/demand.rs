@@ -57,7 +57,12 @@ fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
 pub(super) fn record(samples: &mut Vec<Sample>, now: DateTime<Utc>, value: f64, window: Duration) {
     let oldest = window_start(now, window);
     samples.retain(|s| s.at > oldest && s.at <= now);
-    samples.push(Sample { at: now, value });
+    push_capped(samples, Sample { at: now, value });
+}
+
+/// Append the newest sample, dropping the oldest beyond [`MAX_SAMPLES`].
+fn push_capped(samples: &mut Vec<Sample>, newest: Sample) {
+    samples.push(newest);
     if samples.len() > MAX_SAMPLES {
         samples.drain(..samples.len() - MAX_SAMPLES);
     }
@@ -78,10 +83,7 @@ pub(super) fn record_series(
     if inside > 1 {
         samples.drain(..inside - 1);
     }
-    samples.push(Sample { at: now, value });
-    if samples.len() > MAX_SAMPLES {
-        samples.drain(..samples.len() - MAX_SAMPLES);
-    }
+    push_capped(samples, Sample { at: now, value });
 }
 
 /// The mean over `window` before `now` of the samples joined by straight lines: the
