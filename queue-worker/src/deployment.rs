@@ -32,7 +32,7 @@ use tokio::time::Instant;
 use crate::Shared;
 use crate::broker::Published;
 use crate::held::{HeldQueue, Key};
-use crate::instance_client::{Answer, CallError};
+use crate::instance_client::{Answer, CallError, endpoint_uri};
 use crate::metrics::DeploymentMetrics;
 use crate::reply::{self, Reply};
 use crate::request::{Invalid, Request};
@@ -208,22 +208,11 @@ impl Ctx {
     /// Where requests to `record` go: its endpoint joined with the inference path.
     fn inference_url(&self, record: &InstanceRecord) -> Option<Uri> {
         let endpoint = record.endpoint.as_deref()?;
-        let joined = format!(
-            "{}{}",
-            endpoint.trim_end_matches('/'),
-            self.spec.inference_path
-        );
-        match joined.parse::<Uri>() {
-            Ok(url) if url.scheme_str() == Some("http") => Some(url),
-            Ok(_) => {
-                tracing::warn!(deployment = %self.spec.name, instance = %record.id, endpoint, "instance endpoint is not http://; not dispatching to it");
-                None
-            }
-            Err(e) => {
-                tracing::warn!(deployment = %self.spec.name, instance = %record.id, endpoint, error = %e, "instance endpoint is not a URL; not dispatching to it");
-                None
-            }
-        }
+        endpoint_uri(endpoint, &self.spec.inference_path)
+            .inspect_err(|e| {
+                tracing::warn!(deployment = %self.spec.name, instance = %record.id, error = %e, "not dispatching to this instance");
+            })
+            .ok()
     }
 
     /// Publish a control event (confirmed in the background).

@@ -118,6 +118,22 @@ impl InstanceClient {
     }
 }
 
+/// `endpoint` joined with `path` (`http://10.0.1.7:8000/` + `/v1/completions`), or why
+/// it cannot be called: this client speaks plain HTTP only.
+pub fn endpoint_uri(endpoint: &str, path: &str) -> Result<Uri, String> {
+    let joined = format!("{}{}", endpoint.trim_end_matches('/'), path);
+    let uri: Uri = joined
+        .parse()
+        .map_err(|e| format!("`{joined}` is not a URL: {e}"))?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http"), Some(_)) => Ok(uri),
+        (Some("http"), None) => Err(format!("`{joined}` has no host")),
+        _ => Err(format!(
+            "`{joined}` is not http:// (instances are called over plain HTTP)"
+        )),
+    }
+}
+
 /// An error with its sources, e.g. "client error (Connect): tcp connect error:
 /// Connection refused (os error 111)".
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -134,6 +150,19 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_join_their_path_and_must_be_plain_http() {
+        let ok = endpoint_uri("http://10.0.1.7:8000/", "/v1/completions").unwrap();
+        assert_eq!(ok.to_string(), "http://10.0.1.7:8000/v1/completions");
+        let e = endpoint_uri("https://i-1.internal:8000", "/health").unwrap_err();
+        assert!(e.contains("not http://"), "{e}");
+        // Without a scheme: refused, naming what was tried.
+        let e = endpoint_uri("10.0.1.7:8000", "/health").unwrap_err();
+        assert!(e.contains("`10.0.1.7:8000/health`"), "{e}");
+        let e = endpoint_uri("http://exa mple", "/health").unwrap_err();
+        assert!(e.contains("not a URL"), "{e}");
+    }
 
     #[tokio::test]
     async fn a_closed_port_is_a_connect_error_naming_the_cause() {

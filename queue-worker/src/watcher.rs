@@ -23,6 +23,7 @@ use scale0_core::contract::{InstanceRecord, InstanceState, request_queue};
 use scale0_state::registry::Transition;
 
 use crate::deployment::{Ctx, Msg, Snapshot};
+use crate::instance_client::endpoint_uri;
 
 const HELD_STALE_AFTER: Duration = Duration::from_secs(15);
 
@@ -108,12 +109,7 @@ async fn read(ctx: &Ctx, slow: bool) -> scale0_state::Result<Snapshot> {
 }
 
 async fn probe(ctx: &Ctx, endpoint: &str) -> bool {
-    let url = format!(
-        "{}{}",
-        endpoint.trim_end_matches('/'),
-        ctx.spec.readiness_path
-    );
-    let Ok(uri) = url.parse() else {
+    let Ok(uri) = endpoint_uri(endpoint, &ctx.spec.readiness_path) else {
         return false;
     };
     matches!(
