@@ -40,12 +40,14 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use scale0_core::config::BrokerSettings;
+use scale0_core::config::{BrokerSettings, Config};
 use scale0_core::contract::{
-    CONTROL_EXCHANGE, InstanceRecord, InstanceState, REQUESTS_EXCHANGE, headers,
+    CONTROL_EXCHANGE, InstanceRecord, InstanceState, REQUESTS_EXCHANGE, ReplyStatus, headers,
 };
 use scale0_queue_worker::broker::request_queue_arguments;
 use scale0_queue_worker::instance_client::InstanceClient;
+use scale0_queue_worker::reply::Reply;
+use scale0_queue_worker::request;
 use tokio::sync::{Mutex, Semaphore};
 
 fn amqp_url() -> String {
@@ -310,6 +312,8 @@ async fn floor_responder(
         Some(REQUESTS_EXCHANGE),
     )
     .await;
+    let config = Config::load(&deployment_toml(queue, "")).unwrap();
+    let spec = Arc::new(config.deployments[0].clone());
     let store = Arc::new(store().await);
     let http = InstanceClient::new(Duration::from_secs(5));
     let url: hyper::Uri = format!("{instance_url}/v1/completions").parse().unwrap();
@@ -319,11 +323,9 @@ async fn floor_responder(
     tokio::spawn(async move {
         let mut seq = 0u64;
         while let Some(Ok(d)) = consumer.next().await {
-            let Some(reply_to) = d.properties.reply_to().clone() else {
-                continue;
-            };
             seq += 1;
-            let (store, http, url, output, key) = (
+            let (spec, store, http, url, output, key) = (
+                spec.clone(),
                 store.clone(),
                 http.clone(),
                 url.clone(),
@@ -333,6 +335,16 @@ async fn floor_responder(
             tokio::spawn(async move {
                 let token = seq.to_string();
                 let now = Utc::now().timestamp_millis();
+                // The worker's own request reading and, below, reply properties.
+                let req = request::parse(
+                    &spec,
+                    d.properties.clone(),
+                    d.data.clone(),
+                    false,
+                    now,
+                    i64::MAX,
+                )
+                .expect("the load's requests are valid");
                 if redis {
                     let leased = store
                         .acquire_slot(&key, "i1", 1024, &token, now, now + 30_000)
@@ -343,36 +355,31 @@ async fn floor_responder(
                     .post(
                         &url,
                         "application/json",
-                        d.data.clone().into(),
+                        req.body.clone(),
                         Duration::from_secs(60),
                     )
                     .await
                     .unwrap();
-                let mut h = FieldTable::default();
-                h.insert(headers::STATUS.into(), AMQPValue::LongString("ok".into()));
-                h.insert(headers::QUEUE_MS.into(), AMQPValue::LongLongInt(0));
-                h.insert(headers::COLD_START.into(), AMQPValue::Boolean(false));
-                h.insert(headers::INSTANCE.into(), AMQPValue::LongString("i1".into()));
-                let mut props = BasicProperties::default()
-                    .with_headers(h)
-                    .with_delivery_mode(1)
-                    .with_content_type("application/json".into());
-                if let Some(c) = d.properties.correlation_id() {
-                    props = props.with_correlation_id(c.clone());
-                }
-                if let Some(m) = d.properties.message_id() {
-                    props = props.with_message_id(m.clone());
-                }
+                let reply = Reply {
+                    status: ReplyStatus::Ok,
+                    body: answer.body,
+                    content_type: answer.content_type,
+                    reason: None,
+                    instance: Some("i1".into()),
+                    queue_ms: Some(0),
+                    cold_start: false,
+                    retry_after: None,
+                };
                 let confirm = output
                     .basic_publish(
                         "".into(),
-                        reply_to,
+                        req.reply_to.clone(),
                         BasicPublishOptions {
                             mandatory: true,
                             immediate: false,
                         },
-                        &answer.body,
-                        props,
+                        &reply.body,
+                        reply.properties(&req),
                     )
                     .await;
                 if let Ok(c) = confirm
@@ -381,8 +388,10 @@ async fn floor_responder(
                     let _ = d.acker.ack(BasicAckOptions::default()).await;
                 }
                 if redis {
-                    let id = d.properties.message_id().as_ref().map(|m| m.to_string());
-                    let done = id.as_deref().map(|m| (m, "ok", Duration::from_secs(60)));
+                    let done = req
+                        .message_id
+                        .as_deref()
+                        .map(|m| (m, "ok", Duration::from_secs(60)));
                     store
                         .finish_request(&key, Some(("i1", &token)), done)
                         .await

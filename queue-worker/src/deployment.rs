@@ -1251,7 +1251,7 @@ impl Answer {
         };
         Reply {
             status,
-            body: self.body.to_vec(),
+            body: self.body.clone(),
             content_type: self.content_type.clone(),
             reason: (status != ReplyStatus::Ok)
                 .then(|| format!("instance {instance} answered HTTP {}", self.status)),

@@ -1,5 +1,6 @@
 //! Replies and dead letters: their AMQP properties and headers (DESIGN.md, "Requests").
 
+use hyper::body::Bytes;
 use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use scale0_core::contract::{DEAD_LETTER_EXCHANGE, ReplyStatus, headers};
@@ -11,7 +12,8 @@ use crate::request::{Invalid, Request};
 #[derive(Debug, Clone)]
 pub struct Reply {
     pub status: ReplyStatus,
-    pub body: Vec<u8>,
+    /// The instance's answer as it came (shared, not copied) or a JSON error.
+    pub body: Bytes,
     pub content_type: Option<String>,
     pub reason: Option<String>,
     pub instance: Option<String>,
@@ -31,7 +33,7 @@ impl Reply {
             status,
             body: serde_json::json!({"error": {"status": status.to_string(), "reason": reason}})
                 .to_string()
-                .into_bytes(),
+                .into(),
             content_type: Some("application/json".into()),
             reason: Some(reason),
             instance: None,
