@@ -229,7 +229,12 @@ async fn story(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .context("Redis (run infra/local/services.sh, or use make demo)")?;
     crate::local::declare_topology(&options.amqp_url, &options.config).await?;
-    let conn = Connection::connect(&options.amqp_url, ConnectionProperties::default()).await?;
+    let conn = scale0_connect::amqp(
+        &options.amqp_url,
+        ConnectionProperties::default(),
+        crate::local::AMQP_CONNECT_TIMEOUT,
+    )
+    .await?;
     let channel = conn.create_channel().await?;
     for d in [CHAT, TIGHT] {
         store.forget_deployment(d).await?;

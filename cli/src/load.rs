@@ -546,9 +546,10 @@ impl Session {
         sent_total: Arc<AtomicU64>,
         start: Instant,
     ) -> anyhow::Result<Session> {
-        let conn = Connection::connect(
+        let conn = scale0_connect::amqp(
             url,
             ConnectionProperties::default().with_connection_name("scale0 load".into()),
+            crate::local::AMQP_CONNECT_TIMEOUT,
         )
         .await?;
         let publish = conn.create_channel().await?;

@@ -48,6 +48,8 @@ use tokio::task::JoinHandle;
 /// Default broker and Redis, overridden by `SCALE0_AMQP_URL` and `SCALE0_REDIS_URL`.
 pub const DEFAULT_AMQP_URL: &str = scale0_queue_worker::DEFAULT_AMQP_URL;
 pub const DEFAULT_REDIS_URL: &str = scale0_queue_worker::DEFAULT_REDIS_URL;
+/// How long the CLI's RabbitMQ connections may take to open.
+pub const AMQP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -336,8 +338,8 @@ async fn run_scaler(
             for line in outcome.deployments.iter().filter_map(describe) {
                 report(&line);
             }
-            for r in &outcome.rejected {
-                report(&format!("control event skipped: {r}"));
+            if !outcome.rejected.is_empty() {
+                report(&format!("control events skipped: {}", outcome.rejected));
             }
             Ok(())
         }
@@ -363,14 +365,9 @@ async fn tick_loop(deps: Deps, every: Duration, mut stop: watch::Receiver<bool>,
 /// Declare the worker's topology, so requests published before the first worker is up
 /// are queued rather than dead-lettered as unroutable.
 pub async fn declare_topology(url: &str, config: &Config) -> anyhow::Result<()> {
-    let conn = Connection::connect(url, ConnectionProperties::default())
+    let conn = scale0_connect::amqp(url, ConnectionProperties::default(), AMQP_CONNECT_TIMEOUT)
         .await
-        .with_context(|| {
-            format!(
-                "RabbitMQ at {} (start it with infra/local/services.sh)",
-                redact_url(url)
-            )
-        })?;
+        .context("RabbitMQ (start it with infra/local/services.sh)")?;
     let channel = conn.create_channel().await?;
     let deployments: Vec<_> = config.deployments.iter().collect();
     scale0_queue_worker::broker::declare_topology(&channel, &config.broker, &deployments).await?;
@@ -402,9 +399,10 @@ async fn control_loop(deps: Deps, url: String, mut stop: watch::Receiver<bool>, 
 }
 
 async fn consume_control(deps: &Deps, url: &str, report: &Reporter) -> anyhow::Result<()> {
-    let conn = Connection::connect(
+    let conn = scale0_connect::amqp(
         url,
         ConnectionProperties::default().with_connection_name("scale0-local control".into()),
+        AMQP_CONNECT_TIMEOUT,
     )
     .await?;
     let channel = conn.create_channel().await?;

@@ -81,11 +81,19 @@ fn main() -> ExitCode {
     }
 }
 
-/// Read and validate a config file (TOML, or JSON when it starts with `{`).
+/// Read and validate a config file (TOML, or JSON when it starts with `{`), and print
+/// its warnings as of now (an `at()` that already fired) on stderr. Bytes that are not
+/// UTF-8 are a configuration error with a position, like any other.
 pub fn load_config(
     path: &PathBuf,
 ) -> anyhow::Result<Result<scale0_core::config::Config, scale0_core::config::LoadError>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
-    Ok(scale0_core::config::Config::load(&text))
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    let loaded = scale0_core::config::Config::load_bytes(&bytes);
+    if let Ok(config) = &loaded {
+        for w in config.warnings(chrono::Utc::now()) {
+            eprintln!("{}: warning: {w}", path.display());
+        }
+    }
+    Ok(loaded)
 }

@@ -108,3 +108,52 @@ fn schedules_lists_local_and_utc_times() {
         "{out}"
     );
 }
+
+#[test]
+fn bytes_that_are_not_utf8_exit_2_with_their_position() {
+    let dir = std::env::temp_dir().join(format!("scale0-cli-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("latin1.toml");
+    std::fs::write(&file, b"[[deployments]]\nname = \"caf\xe9\"\n").unwrap();
+    let (code, _, err) = scale0(&["config", "check", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("not UTF-8: byte 0xe9 at line 2, column 12"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_check_warns_of_an_at_that_already_fired() {
+    let dir = std::env::temp_dir().join(format!("scale0-cli-at-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("past.toml");
+    std::fs::write(
+        &file,
+        r#"
+[[deployments]]
+name = "chat"
+[[deployments.pools]]
+name = "a10g"
+max_instances = 2
+slots = 8
+price_per_hour_usd = 1.0
+boot_time = "90s"
+[[deployments.schedules]]
+name = "launch-day"
+expression = "at(2020-01-01T09:00:00)"
+min_instances = 2
+"#,
+    )
+    .unwrap();
+    let (code, out, err) = scale0(&["config", "check", file.to_str().unwrap()]);
+    // Valid (a config must not expire), printed, and warned about on stderr.
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("launch-day"), "{out}");
+    assert!(
+        err.contains(
+            "warning: deployments[chat].schedules[launch-day].expression: fired for the last time at 2020-01-01 09:00:00 UTC"
+        ) && err.contains("min_instances 2 stays in force for good"),
+        "{err}"
+    );
+}

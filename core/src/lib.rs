@@ -15,6 +15,7 @@
 //! - [`duration`]: human durations (`"90s"`, `"5m"`) for configs.
 //! - [`config`]: the one configuration schema (TOML for people, JSON for Lambda) and
 //!   its validation, which names every field at fault.
+//! - [`document`]: reading a TOML or JSON tree into schema types, every fault at once.
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) in IANA time
 //!   zones, and the scheduled floors and ceilings active at an instant.
 //! - [`policy`]: `decide()` and the parts it composes.
@@ -27,6 +28,7 @@
 pub mod admission;
 pub mod config;
 pub mod contract;
+pub mod document;
 pub mod duration;
 pub mod percentile;
 pub mod policy;

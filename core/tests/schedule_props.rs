@@ -3,7 +3,8 @@
 //! offsets, midnight transitions, a two-hour shift) and instants; and no input string
 //! makes the parser panic.
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::offset::LocalResult;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use proptest::prelude::*;
 use scale0_core::schedule::{Schedule, parse_expression};
 
@@ -153,9 +154,22 @@ proptest! {
             return Ok(());
         };
         let expression = format!("at({})", naive.format("%Y-%m-%dT%H:%M:%S"));
-        // A local time in a gap is refused; anything else fires exactly once.
-        if let Ok(s) = Schedule::parse(&expression, zone) {
-            consistent(&s, t)?;
+        // A local time in a spring-forward gap is refused, naming the gap; any other
+        // parses and fires exactly once, at the first occurrence of that local time.
+        let tz: chrono_tz::Tz = zone.parse().unwrap();
+        match (tz.from_local_datetime(&naive), Schedule::parse(&expression, zone)) {
+            (LocalResult::None, Err(e)) => {
+                prop_assert!(e.to_string().contains("does not exist"), "{e}");
+            }
+            (LocalResult::None, Ok(_)) => prop_assert!(false, "{expression} in {zone} is in a gap"),
+            (_, Err(e)) => prop_assert!(false, "{expression} in {zone} refused: {e}"),
+            (local, Ok(s)) => {
+                let first = local.earliest().unwrap().with_timezone(&Utc);
+                prop_assert_eq!(s.next_after(DateTime::<Utc>::MIN_UTC), Some(first));
+                prop_assert_eq!(s.next_after(first), None, "fires twice");
+                prop_assert_eq!(s.latest_at_or_before(first), Some(first));
+                consistent(&s, t)?;
+            }
         }
     }
 

@@ -52,11 +52,13 @@ impl AmqpQueueDepth {
         {
             return Ok(c.clone());
         }
-        let connect = Connection::connect(&self.url, ConnectionProperties::default());
-        let c = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
-            .await
-            .map_err(|_| self.err("timed out connecting"))?
-            .map_err(|e| self.err(e))?;
+        let c = scale0_connect::amqp(
+            &self.url,
+            ConnectionProperties::default(),
+            std::time::Duration::from_secs(5),
+        )
+        .await
+        .map_err(|e| BrokerError(e.to_string()))?;
         let c = Arc::new(c);
         *slot = Some(c.clone());
         Ok(c)

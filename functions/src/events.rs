@@ -96,8 +96,20 @@ fn malformed(what: &str, e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Malformed(format!("{what}: {e}"))
 }
 
+/// Parse `v` as `what`; the error names the field at fault (`time: input contains
+/// invalid characters`), not only the fault.
 fn typed<T: serde::de::DeserializeOwned>(what: &str, v: Value) -> Result<T, HandlerError> {
-    serde_json::from_value(v).map_err(|e| malformed(what, e))
+    serde_path_to_error::deserialize(v).map_err(|e| malformed(what, with_path(e)))
+}
+
+/// `path: error`, or just the error when it concerns the whole value.
+fn with_path<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        e.into_inner().to_string()
+    } else {
+        format!("{path}: {}", e.into_inner())
+    }
 }
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
@@ -202,16 +214,39 @@ impl ScheduleInvocation {
     }
 }
 
+/// Why one Amazon MQ message was not used: a fixed reason (counted per batch) and the
+/// detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub reason: &'static str,
+    pub detail: String,
+}
+
+impl Rejection {
+    pub fn new(reason: &'static str, detail: impl Into<String>) -> Self {
+        Rejection {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
 /// Decode one Amazon MQ message body (base64) into a control event.
-pub fn decode_control(message: &RabbitMqMessage) -> Result<ControlEvent, String> {
+pub fn decode_control(message: &RabbitMqMessage) -> Result<ControlEvent, Rejection> {
     let data = message
         .data
         .as_deref()
-        .ok_or_else(|| "message has no data".to_string())?;
+        .ok_or_else(|| Rejection::new("no data", "message has no data"))?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(data.trim())
-        .map_err(|e| format!("data is not base64: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("not a control event: {e}"))
+        .map_err(|e| Rejection::new("not base64", format!("data is not base64: {e}")))?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        Rejection::new(
+            "not a control event",
+            format!("not a control event: {}", with_path(e)),
+        )
+    })
 }
 
 /// A string field of an Auto Scaling event's `detail`.

@@ -23,7 +23,7 @@ use anyhow::Context;
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use scale0_core::config::{Config, ProviderKind};
 use scale0_state::Store;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::broker::AmqpQueueDepth;
@@ -57,11 +57,45 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
+/// The invocation payload as Lambda delivered it: JSON, or why it is not.
+///
+/// `lambda_runtime` deserializes the payload before it calls the handler, and answers
+/// a payload that does not deserialize itself, with errorType
+/// `&lambda_runtime::deserializer::DeserializeError`. This type accepts whatever
+/// arrives — truncated or empty JSON, bytes that are not UTF-8, nesting past
+/// serde_json's recursion limit (128) — so the handler answers it as
+/// `MalformedEvent` like any other bad event.
+#[derive(Debug)]
+pub struct Payload(pub Result<Value, String>);
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Payload(Value::deserialize(d).map_err(|e| e.to_string())))
+    }
+}
+
+impl Payload {
+    /// The JSON value, or a [`HandlerError::Malformed`] saying why there is none.
+    pub fn into_value(self) -> Result<Value, HandlerError> {
+        self.0
+            .map_err(|e| HandlerError::Malformed(format!("the payload is not JSON: {e}")))
+    }
+}
+
 /// JSON logs on stdout, one object per line (CloudWatch Logs parses them).
 pub fn init_logging() {
     let filter = std::env::var("RUST_LOG")
         .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
         .unwrap_or_else(|_| "info".into());
+    // lambda_runtime 1.5 logs every payload at TRACE as UTF-8, and when it is not UTF-8
+    // it stops the whole runtime instead of answering the invocation. Its response
+    // layer logs nothing else at TRACE, so capping it at DEBUG keeps a `trace` filter
+    // from turning one bad payload into a dead function.
+    let filter = if filter.contains("trace") {
+        format!("{filter},lambda_runtime::layers::api_response=debug")
+    } else {
+        filter
+    };
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
@@ -102,16 +136,18 @@ where
     F: FnOnce() -> Fut,
     Fut: Future<Output = aws_config::SdkConfig>,
 {
-    let (text, from) = if let Ok(json) = std::env::var(CONFIG_ENV) {
-        (json, CONFIG_ENV.to_string())
+    use std::os::unix::ffi::OsStringExt;
+    // Raw bytes, so a value that is not UTF-8 is reported as such, with its position.
+    let (bytes, from) = if let Some(json) = std::env::var_os(CONFIG_ENV) {
+        (json.into_vec(), CONFIG_ENV.to_string())
     } else if let Ok(name) = std::env::var(CONFIG_SSM_ENV) {
         (
-            ssm_parameter(&sdk().await, &name).await?,
+            ssm_parameter(&sdk().await, &name).await?.into_bytes(),
             format!("SSM parameter {name}"),
         )
     } else if let Ok(path) = std::env::var(CONFIG_FILE_ENV) {
         (
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?,
+            std::fs::read(&path).with_context(|| format!("cannot read {path}"))?,
             path,
         )
     } else {
@@ -119,7 +155,12 @@ where
             "no configuration: set {CONFIG_ENV} (JSON), {CONFIG_SSM_ENV} or {CONFIG_FILE_ENV}"
         );
     };
-    Config::load(&text).with_context(|| format!("configuration from {from}"))
+    let config =
+        Config::load_bytes(&bytes).with_context(|| format!("configuration from {from}"))?;
+    for w in config.warnings(chrono::Utc::now()) {
+        tracing::warn!(config = %from, field = %w.field, "{}", w.message);
+    }
+    Ok(config)
 }
 
 /// Everything a handler needs, from the environment.
@@ -167,10 +208,13 @@ where
         "started"
     );
     let handler = Arc::new(handler);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Payload>| {
         let (deps, handler) = (deps.clone(), handler.clone());
         async move {
-            let result = handler(event.payload, deps).await;
+            let result = match event.payload.into_value() {
+                Ok(value) => handler(value, deps).await,
+                Err(e) => Err(e),
+            };
             if let Err(e) = &result {
                 tracing::error!(function = name, error = %e, retryable = e.is_retryable(), "invocation failed");
             }

@@ -33,7 +33,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::apply::{ApplyReport, ReconcileReport};
-use crate::events::{ScalerEvent, Wake, decode_control};
+use crate::events::{Rejection, ScalerEvent, Wake, decode_control};
 use crate::health::SweepReport;
 use crate::{Deps, HandlerError, Result};
 
@@ -71,10 +71,75 @@ impl Wakeup {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ScalerOutcome {
     pub deployments: Vec<DeploymentOutcome>,
-    /// Control messages that could not be read, skipped with the reason (the rest of
-    /// their batch was handled).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub rejected: Vec<String>,
+    /// Control messages that could not be used, skipped (the rest of their batch was
+    /// handled): counts and a bounded sample.
+    #[serde(skip_serializing_if = "Rejections::is_empty")]
+    pub rejected: Rejections,
+}
+
+/// Control messages a batch could not use, summarised. An Amazon MQ batch of 100,000
+/// undecodable messages gives one report of bounded size (and one log line), not an
+/// error of megabytes and a line per message.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Rejections {
+    pub total: u64,
+    /// How many for each reason (`not base64`, `not a control event`, `no data`,
+    /// `unknown deployment`).
+    pub by_reason: BTreeMap<&'static str, u64>,
+    /// The first [`Rejections::SAMPLE`], each with where it was and why, cut at
+    /// [`Rejections::ENTRY_CHARS`] characters.
+    pub sample: Vec<String>,
+}
+
+impl Rejections {
+    pub const SAMPLE: usize = 5;
+    pub const ENTRY_CHARS: usize = 200;
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    fn add(&mut self, at: &str, rejection: Rejection) {
+        self.total += 1;
+        *self.by_reason.entry(rejection.reason).or_default() += 1;
+        if self.sample.len() < Self::SAMPLE {
+            let full = format!("{at}: {}", rejection.detail);
+            let mut entry: String = full.chars().take(Self::ENTRY_CHARS).collect();
+            if entry.len() < full.len() {
+                entry.push('…');
+            }
+            self.sample.push(entry);
+        }
+    }
+
+    fn extend(&mut self, other: Rejections) {
+        self.total += other.total;
+        for (reason, n) in other.by_reason {
+            *self.by_reason.entry(reason).or_default() += n;
+        }
+        let room = Self::SAMPLE.saturating_sub(self.sample.len());
+        self.sample.extend(other.sample.into_iter().take(room));
+    }
+}
+
+impl std::fmt::Display for Rejections {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let counts: Vec<String> = self
+            .by_reason
+            .iter()
+            .map(|(reason, n)| format!("{reason}: {n}"))
+            .collect();
+        write!(f, "{} rejected ({})", self.total, counts.join(", "))?;
+        if !self.sample.is_empty() {
+            let first = if self.sample.len() as u64 == self.total {
+                String::new()
+            } else {
+                format!("first {} ", self.sample.len())
+            };
+            write!(f, "; {first}{}", self.sample.join("; "))?;
+        }
+        Ok(())
+    }
 }
 
 /// What the scaler did for one deployment.
@@ -110,8 +175,7 @@ pub async fn scaler(event: ScalerEvent, deps: &Deps) -> Result<ScalerOutcome> {
     let (wakeups, rejected) = plan(event, deps, now).await?;
     if wakeups.is_empty() && !rejected.is_empty() {
         return Err(HandlerError::Malformed(format!(
-            "no usable control event in the batch: {}",
-            rejected.join("; ")
+            "no usable control event in the batch: {rejected}"
         )));
     }
     let runs = wakeups.into_iter().map(|(name, wake)| async move {
@@ -164,7 +228,7 @@ async fn plan(
     event: ScalerEvent,
     deps: &Deps,
     now: DateTime<Utc>,
-) -> Result<(BTreeMap<String, Wakeup>, Vec<String>)> {
+) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
     let eb_id = |id: &Option<String>| id.iter().map(|i| format!("eb:{i}")).collect::<Vec<_>>();
     Ok(match event {
         ScalerEvent::Tick(e) => {
@@ -174,7 +238,7 @@ async fn plan(
                 sweep: true,
                 ..Default::default()
             };
-            (all(deps, wake), Vec::new())
+            (all(deps, wake), Rejections::default())
         }
         ScalerEvent::Alarm(e) => {
             let alarm = crate::scaler::alarm::AlarmChange::from_eventbridge(&e);
@@ -191,7 +255,7 @@ async fn plan(
         }
         ScalerEvent::Control(e) => {
             let mut events = Vec::new();
-            let mut rejected = Vec::new();
+            let mut rejected = Rejections::default();
             if e.messages_by_queue.values().all(Vec::is_empty) {
                 return Err(HandlerError::Malformed(
                     "Amazon MQ event without messages".into(),
@@ -203,7 +267,7 @@ async fn plan(
                 for (i, m) in messages.iter().enumerate() {
                     match decode_control(m) {
                         Ok(ev) => events.push(ev),
-                        Err(why) => rejected.push(format!("{queue}[{i}]: {why}")),
+                        Err(why) => rejected.add(&format!("{queue}[{i}]"), why),
                     }
                 }
             }
@@ -215,13 +279,13 @@ async fn plan(
         ScalerEvent::Wake(w) => wake_wakeups(deps, w)?,
     })
     .inspect(|(_, rejected)| {
-        for r in rejected {
-            tracing::warn!(rejected = %r, "control message skipped");
+        if !rejected.is_empty() {
+            tracing::warn!(rejected = %rejected, "control messages skipped");
         }
     })
 }
 
-fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Vec<String>)> {
+fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
     let wake = Wakeup {
         trigger: w.trigger.clone(),
         event_ids: w.id.iter().map(|i| format!("wake:{i}")).collect(),
@@ -229,7 +293,7 @@ fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Vec<S
         ..Default::default()
     };
     if w.deployments.is_empty() {
-        return Ok((all(deps, wake), Vec::new()));
+        return Ok((all(deps, wake), Rejections::default()));
     }
     let mut out = BTreeMap::new();
     for name in w.deployments {
@@ -241,21 +305,24 @@ fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Vec<S
         }
         out.insert(name, wake.clone());
     }
-    Ok((out, Vec::new()))
+    Ok((out, Rejections::default()))
 }
 
 fn control_wakeups(
     deps: &Deps,
     events: Vec<ControlEvent>,
-) -> (BTreeMap<String, Wakeup>, Vec<String>) {
+) -> (BTreeMap<String, Wakeup>, Rejections) {
     let mut out: BTreeMap<String, Wakeup> = BTreeMap::new();
-    let mut rejected = Vec::new();
+    let mut rejected = Rejections::default();
     for ev in events {
         if deps.config.deployment(&ev.deployment).is_none() {
-            rejected.push(format!(
-                "control event {}: unknown deployment `{}`",
-                ev.id, ev.deployment
-            ));
+            rejected.add(
+                &format!("control event {}", ev.id),
+                Rejection::new(
+                    "unknown deployment",
+                    format!("unknown deployment `{}`", ev.deployment),
+                ),
+            );
             continue;
         }
         let mut wake = Wakeup {
@@ -446,9 +513,9 @@ pub mod alarm {
     use chrono::{DateTime, Utc};
     use serde_json::Value;
 
-    use super::{Wakeup, all};
+    use super::{Rejections, Wakeup, all};
     use crate::events::AlarmStateChange;
-    use crate::{Deps, Result};
+    use crate::{Deps, HandlerError, Result};
 
     /// The parts of an alarm state change the scaler uses.
     #[derive(Debug, Clone, PartialEq)]
@@ -458,8 +525,9 @@ pub mod alarm {
         pub metric: Option<String>,
         /// `Deployment` dimension of the alarm's metric, if any.
         pub dimension: Option<String>,
-        /// The latest datapoint, from the state's reason data.
-        pub datapoint: Option<f64>,
+        /// The latest datapoint, from the state's reason data, with the field it came
+        /// from (`detail.state.reasonData.recentDatapoints[2]`).
+        pub datapoint: Option<(String, f64)>,
     }
 
     fn state_name(s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>) -> String {
@@ -472,13 +540,24 @@ pub mod alarm {
         .to_string()
     }
 
-    fn datapoint(s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>) -> Option<f64> {
+    fn datapoint(
+        state_field: &str,
+        s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>,
+    ) -> Option<(String, f64)> {
+        let at = format!("{state_field}.reasonData");
         match s.as_ref()?.reason_data.as_ref()? {
-            CloudWatchAlarmStateReasonData::Metric(m) => m
-                .recent_datapoints
-                .last()
-                .copied()
-                .or_else(|| m.evaluated_datapoints.first().and_then(|p| p.value)),
+            CloudWatchAlarmStateReasonData::Metric(m) => {
+                let recent = m.recent_datapoints.len().checked_sub(1).map(|i| {
+                    (
+                        format!("{at}.recentDatapoints[{i}]"),
+                        m.recent_datapoints[i],
+                    )
+                });
+                recent.or_else(|| {
+                    let v = m.evaluated_datapoints.first()?.value?;
+                    Some((format!("{at}.evaluatedDatapoints[0].value"), v))
+                })
+            }
             _ => None,
         }
     }
@@ -510,7 +589,7 @@ pub mod alarm {
                 state: state_name(&e.detail.state),
                 metric,
                 dimension,
-                datapoint: datapoint(&e.detail.state),
+                datapoint: datapoint("detail.state", &e.detail.state),
             }
         }
 
@@ -521,7 +600,7 @@ pub mod alarm {
                 state: state_name(&e.alarm_data.state),
                 metric,
                 dimension,
-                datapoint: datapoint(&e.alarm_data.state),
+                datapoint: datapoint("alarmData.state", &e.alarm_data.state),
             }
         }
 
@@ -547,14 +626,31 @@ pub mod alarm {
                 .map(str::to_string)
         }
 
-        /// A GPU utilisation metric's latest value as a share (percent → share).
-        pub fn gpu_utilization(&self) -> Option<f64> {
-            let metric = self.metric.as_deref()?.to_ascii_lowercase();
+        /// A GPU utilisation metric's latest value as a share: a share in [0, 1] as
+        /// it is, a percentage in (1, 100] divided by 100. Anything else (−50, 1e308)
+        /// is a broken metric, refused naming the datapoint's field rather than
+        /// clamped into a value that would fire step rules.
+        pub fn gpu_utilization(&self) -> Result<Option<f64>> {
+            let Some(metric) = self.metric.as_deref().map(str::to_ascii_lowercase) else {
+                return Ok(None);
+            };
             if !(metric.contains("gpu") && metric.contains("util")) {
-                return None;
+                return Ok(None);
             }
-            let v = self.datapoint?;
-            Some(if v > 1.0 { v / 100.0 } else { v }.clamp(0.0, 1.0))
+            let Some((field, v)) = &self.datapoint else {
+                return Ok(None);
+            };
+            match *v {
+                v if (0.0..=1.0).contains(&v) => Ok(Some(v)),
+                v if v > 1.0 && v <= 100.0 => Ok(Some(v / 100.0)),
+                v => Err(HandlerError::Malformed(format!(
+                    "{field}: GPU utilisation {} of alarm `{}` is neither a share in [0, 1] \
+                     nor a percentage in [0, 100]",
+                    // As JSON writes it: 1e308, not 309 digits.
+                    serde_json::Number::from_f64(v).map_or(v.to_string(), |n| n.to_string()),
+                    self.name
+                ))),
+            }
         }
 
         pub(super) async fn wakeups(
@@ -562,24 +658,26 @@ pub mod alarm {
             deps: &Deps,
             ids: Vec<String>,
             _now: DateTime<Utc>,
-        ) -> Result<(BTreeMap<String, Wakeup>, Vec<String>)> {
+        ) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
             let wake = Wakeup {
                 trigger: format!("alarm {} {}", self.name, self.state),
                 event_ids: ids,
                 ..Default::default()
             };
+            // Refused before anything is stored or decided.
+            let utilization = self.gpu_utilization()?;
             let names = deps.config.deployments.iter().map(|d| d.name.as_str());
             let Some(d) = self.deployment(names) else {
                 // An alarm we cannot attribute wakes every deployment: harmless, as
                 // deciding again changes nothing that does not need changing.
-                return Ok((all(deps, wake), Vec::new()));
+                return Ok((all(deps, wake), Rejections::default()));
             };
-            if let Some(u) = self.gpu_utilization() {
+            if let Some(u) = utilization {
                 deps.store
                     .set_gpu_utilization(&d, u, deps.settings.metric_ttl)
                     .await?;
             }
-            Ok((BTreeMap::from([(d, wake)]), Vec::new()))
+            Ok((BTreeMap::from([(d, wake)]), Rejections::default()))
         }
     }
 }

@@ -180,3 +180,106 @@ async fn a_function_without_configuration_stops_with_a_clear_message() {
         "{logs}"
     );
 }
+
+#[tokio::test]
+async fn payloads_that_are_not_json_are_malformed_events_in_every_binary() {
+    store().await;
+    amqp().await;
+    let d = unique("rawpayload");
+    let config_json = local_config_json(&d, "");
+    let deep_arrays = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
+    let payloads: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", br#"{"source": "aws.events", "detail-ty"#.to_vec()),
+        ("empty", Vec::new()),
+        ("not UTF-8", b"\xff\xfe\x00{}".to_vec()),
+        ("not UTF-8 in a string", b"{\"source\": \"aws.\xff\"}".to_vec()),
+        ("10,000 nested arrays", deep_arrays.into_bytes()),
+        ("10,000 nested objects", deep_objects.into_bytes()),
+    ];
+    for binary in [
+        env!("CARGO_BIN_EXE_scale0-scaler"),
+        env!("CARGO_BIN_EXE_scale0-scheduler"),
+        env!("CARGO_BIN_EXE_scale0-lifecycle"),
+    ] {
+        let api = RuntimeApi::start().await;
+        // At TRACE, lambda_runtime 1.5 logs each payload as UTF-8 and stops the runtime
+        // on one that is not: the function must answer all the same.
+        let mut child = function(binary, &api, Some(&config_json))
+            .env("RUST_LOG", "trace")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        for (name, body) in &payloads {
+            let id = api.invoke_raw(body.clone());
+            let answer = api
+                .answer(&id, Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|| panic!("{binary}: no answer to the {name} payload"));
+            assert!(!answer.ok, "{binary} {name}: {}", answer.body);
+            assert_eq!(
+                answer.body["errorType"],
+                json!("MalformedEvent"),
+                "{binary} {name}: {}",
+                answer.body
+            );
+            let message = answer.body["errorMessage"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("the payload is not JSON"),
+                "{binary} {name}: {message}"
+            );
+        }
+        // Still serving: a JSON event of the wrong kind gets its own clear answer.
+        let id = api.invoke(json!({"hello": "world"}));
+        let answer = api.answer(&id, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(answer.body["errorType"], json!("MalformedEvent"));
+        assert!(
+            !answer.body["errorMessage"]
+                .as_str()
+                .unwrap()
+                .contains("not JSON")
+        );
+        assert!(child.try_wait().unwrap().is_none(), "{binary} exited");
+        child.start_kill().unwrap();
+        let _ = child.wait().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_100000_undecodable_control_messages_gives_one_bounded_error() {
+    store().await;
+    amqp().await;
+    let d = unique("bigbatch");
+    let api = RuntimeApi::start().await;
+    let child = function(
+        env!("CARGO_BIN_EXE_scale0-scaler"),
+        &api,
+        Some(&local_config_json(&d, "")),
+    )
+    .spawn()
+    .unwrap();
+    // The Amazon MQ event as text (a JSON tree of 100,000 messages would take the test
+    // hundreds of megabytes): every message's data is base64 of `not json`.
+    let message = r#"{"basicProperties":{"contentType":"application/json","deliveryMode":1,"priority":0,"bodySize":8},"redelivered":false,"data":"bm90IGpzb24="}"#;
+    let messages = vec![message; 100_000].join(",");
+    let event = format!(
+        r#"{{"eventSource":"aws:rmq","eventSourceArn":"arn:aws:mq:us-east-1:123456789012:broker:b:b-1","rmqMessagesByQueue":{{"scale0.control::/":[{messages}]}}}}"#
+    );
+    let id = api.invoke_raw(event.into_bytes());
+    let answer = api.answer(&id, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(answer.body["errorType"], json!("MalformedEvent"));
+    let error = answer.body["errorMessage"].as_str().unwrap();
+    assert!(error.len() < 2_000, "{} bytes: {error}", error.len());
+    assert!(
+        error.contains("100000 rejected (not a control event: 100000)"),
+        "{error}"
+    );
+
+    let mut child = child;
+    child.start_kill().unwrap();
+    let out = child.wait_with_output().await.unwrap();
+    let logs = String::from_utf8_lossy(&out.stdout);
+    let lines = logs.lines().filter(|l| !l.trim().is_empty()).count();
+    assert!(lines < 10, "{lines} log lines");
+    assert!(logs.len() < 10_000, "{} bytes of logs", logs.len());
+}

@@ -131,17 +131,32 @@ async fn one_hundred_concurrent_scaler_invocations_launch_one_need_once() {
         .collect();
     let mut requested = 0;
     let mut superseded = 0;
+    let mut generations = Vec::new();
     for r in runs {
-        let out = r.await.unwrap().unwrap();
-        requested += out.deployments[0].requested.len();
-        superseded += usize::from(out.deployments[0].superseded);
+        let run = r.await.unwrap().unwrap().deployments.remove(0);
+        requested += run.requested.len();
+        if run.superseded {
+            // Fenced out on every attempt: it committed nothing and says so.
+            assert_eq!((run.generation, run.rounds), (None, 0), "{run:?}");
+            assert!(run.requested.is_empty() && run.applied.is_empty(), "{run:?}");
+            superseded += 1;
+        } else {
+            assert_eq!(run.rounds, 1, "{run:?}");
+            generations.push(run.generation.expect("a committed run has a generation"));
+        }
     }
     let registry = deps.store.instances(&d).await.unwrap();
     assert_eq!(requested, 4, "the need was requested once in total");
     assert_eq!(live(&registry).len(), 4);
     assert_eq!(fake.started().len(), 4, "each placeholder started once");
     assert_eq!(deps.store.desired(&d).await.unwrap()["a10g"], 4);
-    eprintln!("superseded runs: {superseded}");
+    // Every run either committed one generation of its own or was superseded: the
+    // committed generations are exactly 1..=N, N the store's, and the rest superseded.
+    generations.sort_unstable();
+    let last = deps.store.load_policy(&d).await.unwrap().generation;
+    assert_eq!(generations, (1..=last).collect::<Vec<_>>());
+    assert_eq!(generations.len() + superseded, 100);
+    eprintln!("100 concurrent runs: {} committed, {superseded} superseded", generations.len());
 }
 
 #[tokio::test]
@@ -170,13 +185,17 @@ async fn an_amazon_mq_batch_handles_good_messages_and_reports_bad_ones() {
         ),
     ]);
     let out = scaler::handle_json(event, &deps).await.unwrap();
-    assert_eq!(out.rejected.len(), 2, "{:?}", out.rejected);
-    assert!(
-        out.rejected[0].contains("not a control event"),
-        "{:?}",
-        out.rejected
+    let rejected = &out.rejected;
+    assert_eq!(rejected.total, 2, "{rejected}");
+    assert_eq!(
+        rejected.by_reason,
+        [("not a control event", 1), ("unknown deployment", 1)].into()
     );
-    assert!(out.rejected[1].contains("unknown deployment `no-such-deployment`"));
+    assert!(
+        rejected.sample[0].starts_with("scale0.control::/[2]: not a control event"),
+        "{rejected}"
+    );
+    assert!(rejected.sample[1].contains("unknown deployment `no-such-deployment`"));
     let run = &out.deployments[0];
     assert_eq!(run.trigger, "activation, instance-failed");
     assert_eq!(run.terminated, ["i-sick"], "{:?}", run.reasons);
@@ -224,7 +243,11 @@ async fn malformed_events_give_a_clear_error_change_nothing_and_never_panic() {
             no_detail_type,
             "not source `aws.events` detail-type ``",
         ),
-        ("bad time", tick_bad_time, "EventBridge scheduled event"),
+        (
+            "bad time",
+            tick_bad_time,
+            "EventBridge scheduled event: time: input contains invalid characters",
+        ),
         ("bad base64", rmq_bad_base64, "data is not base64"),
         (
             "all messages unknown",
@@ -243,7 +266,7 @@ async fn malformed_events_give_a_clear_error_change_nothing_and_never_panic() {
         (
             "alarm without name",
             alarm_no_name,
-            "CloudWatch alarm state change: missing field `alarmName`",
+            "CloudWatch alarm state change: detail: missing field `alarmName`",
         ),
         (
             "wake unknown",
@@ -544,4 +567,121 @@ async fn an_instance_past_its_boot_timeout_is_replaced() {
     );
     assert_eq!(fake.stopped(), ["i-stuck"]);
     assert_eq!(fake.started(), ["a10g-g1-0"], "replaced to keep the floor");
+}
+
+#[tokio::test]
+async fn a_control_event_with_a_bad_timestamp_names_the_field() {
+    let d = unique("badat");
+    let deps = deps(
+        config(&one_pool(&d, "")),
+        Arc::new(FakeProvider::per_instance()),
+        depth(&d, 0),
+    )
+    .await;
+    let mut body: Value = serde_json::from_slice(&control(
+        "c1",
+        &d,
+        json!({"type": "activation", "held": 1}),
+    ))
+    .unwrap();
+    body["at"] = json!("last tuesday");
+    let err = scaler::handle_json(amazon_mq(&[serde_json::to_vec(&body).unwrap()]), &deps)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("not a control event: at: input contains invalid characters"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn an_undecodable_batch_is_summarised_with_counts_and_a_bounded_sample() {
+    let d = unique("bigbatch");
+    let deps = deps(
+        config(&one_pool(&d, "")),
+        Arc::new(FakeProvider::per_instance()),
+        depth(&d, 0),
+    )
+    .await;
+    // 10,000 messages (Amazon MQ's largest batch) that are not control events, 10 that
+    // are not base64, and one good one: handled, and the rest summarised.
+    let mut bodies = vec![b"not json".to_vec(); 10_000];
+    bodies.push(control("good", &d, json!({"type": "activation", "held": 3})));
+    let mut event = amazon_mq(&bodies);
+    for i in 0..10 {
+        event["rmqMessagesByQueue"]["scale0.control::/"][i]["data"] = json!("%%%");
+    }
+    let out = scaler::handle_json(event, &deps).await.unwrap();
+    assert_eq!(out.deployments.len(), 1);
+    let rejected = &out.rejected;
+    assert_eq!(rejected.total, 10_000);
+    assert_eq!(
+        rejected.by_reason,
+        [("not a control event", 9_990), ("not base64", 10)].into()
+    );
+    assert_eq!(rejected.sample.len(), 5);
+    let shown = serde_json::to_string(&out).unwrap().len();
+    assert!(shown < 4_000, "the outcome is {shown} bytes");
+    assert!(rejected.to_string().starts_with(
+        "10000 rejected (not a control event: 9990, not base64: 10); first 5 scale0.control::/[0]: data is not base64"
+    ), "{rejected}");
+}
+
+#[tokio::test]
+async fn a_gpu_utilization_outside_its_range_is_refused_and_changes_nothing() {
+    let d = unique("gpubad");
+    let rule = r#"
+        [[deployments.policy.step_rules]]
+        metric = "gpu_utilization"
+        above = 0.75
+        add = 2
+    "#;
+    let fake = Arc::new(FakeProvider::per_instance());
+    let deps = deps(config(&one_pool(&d, rule)), fake.clone(), depth(&d, 0)).await;
+    let mut ready = record(&d, "i-busy", "a10g", InstanceState::Ready);
+    ready.endpoint = Some("http://fake.invalid/i-busy".into());
+    deps.store.put_instance(&ready).await.unwrap();
+
+    for (n, value) in [-50.0, 1e308, 100.5, -0.01].into_iter().enumerate() {
+        // Through EventBridge: the datapoint is in the reason data (a JSON string).
+        let mut event = fixture("cloudwatch-alarm-state-change.json");
+        event["id"] = json!(format!("gpu-{n}"));
+        event["detail"]["alarmName"] = json!(format!("scale0-{d}-gpu-busy"));
+        event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
+            json!("GPUUtilization");
+        let reason: Value =
+            serde_json::from_str(event["detail"]["state"]["reasonData"].as_str().unwrap())
+                .unwrap();
+        let mut reason = reason;
+        let last = reason["recentDatapoints"].as_array().unwrap().len() - 1;
+        reason["recentDatapoints"][last] = json!(value);
+        event["detail"]["state"]["reasonData"] = json!(reason.to_string());
+        let err = scaler::handle_json(event, &deps).await.unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, HandlerError::Malformed(_)), "{value}: {err}");
+        assert!(
+            message.contains(&format!(
+                "detail.state.reasonData.recentDatapoints[{last}]: GPU utilisation {}",
+                json!(value)
+            )),
+            "{value}: {message}"
+        );
+        // And as a direct alarm action.
+        let mut action = fixture("cloudwatch-alarm-lambda-action.json");
+        action["alarmData"]["alarmName"] = json!(format!("scale0-{d}-gpu-busy"));
+        action["alarmData"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
+            json!("GPUUtilization");
+        action["alarmData"]["state"]["reasonData"] = json!(reason.to_string());
+        let err = scaler::handle_json(action, &deps).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("alarmData.state.reasonData.recentDatapoints"),
+            "{value}: {err}"
+        );
+    }
+    // Nothing stored, decided or launched: no step rule fired.
+    assert_eq!(deps.store.gpu_utilization(&d).await.unwrap(), None);
+    assert_eq!(deps.store.load_policy(&d).await.unwrap().generation, 0);
+    assert!(fake.started().is_empty());
 }

@@ -20,7 +20,8 @@
 //! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
 //!
 //! Connections go through redis-rs's `ConnectionManager`, which reconnects with
-//! backoff; `rediss://` URLs use TLS (rustls) and `redis://:password@host` or
+//! backoff; `rediss://` URLs use TLS (rustls, verified against the public roots and
+//! `SCALE0_CA_BUNDLE`: `scale0_connect`) and `redis://:password@host` or
 //! `redis://user:password@host` authenticate. URLs are redacted before they reach an
 //! error or a log.
 
@@ -52,15 +53,19 @@ pub enum StateError {
     /// A stored value does not parse: a bug or a foreign writer. Do not retry.
     #[error("corrupt value at {key}: {reason}")]
     Corrupt { key: String, reason: String },
-    /// The URL is unusable. Do not retry.
-    #[error("invalid redis url {url}: {reason}")]
-    Url { url: String, reason: String },
+    /// The URL or the CA bundle is unusable. Do not retry.
+    #[error("redis: {0}")]
+    Setup(scale0_connect::ConnectError),
+    /// Redis could not be reached, or its certificate did not verify: names the
+    /// endpoint (redacted). Retry.
+    #[error("redis: {0}")]
+    Connect(scale0_connect::ConnectError),
 }
 
 impl StateError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, StateError::Redis(_))
+        matches!(self, StateError::Redis(_) | StateError::Connect(_))
     }
 
     pub(crate) fn corrupt(key: impl Into<String>, reason: impl ToString) -> Self {
@@ -73,19 +78,7 @@ impl StateError {
 
 pub type Result<T, E = StateError> = std::result::Result<T, E>;
 
-/// `redis://user:secret@host:6379/0` → `redis://user:***@host:6379/0`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or("", |(u, _)| u);
-            format!("{scheme}://{user}:***@{host}")
-        }
-        None => url.to_string(),
-    }
-}
+pub use scale0_connect::redact_url;
 
 /// A handle on the store. Cheap to clone; clones share one connection.
 #[derive(Clone)]
@@ -106,24 +99,22 @@ impl Store {
     }
 
     pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Store> {
-        let client = redis::Client::open(url).map_err(|e| StateError::Url {
-            url: redact_url(url),
-            reason: e.to_string(),
-        })?;
+        let (client, trust) = scale0_connect::redis_client(url).map_err(StateError::Setup)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(2));
-        let conn = tokio::time::timeout(timeout, client.get_connection_manager_with_config(config))
-            .await
-            .map_err(|_| {
-                StateError::Redis(redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "timed out connecting to redis",
-                    redact_url(url),
-                )))
-            })??;
+        let connected =
+            tokio::time::timeout(timeout, client.get_connection_manager_with_config(config)).await;
+        let conn = match connected {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(StateError::Connect(scale0_connect::endpoint_error(url, e, &trust))),
+            Err(_) => {
+                let e = format!("no answer within {timeout:?}");
+                return Err(StateError::Connect(scale0_connect::endpoint_error(url, e, &trust)));
+            }
+        };
         Ok(Store { conn })
     }
 
@@ -145,25 +136,4 @@ pub(crate) fn json<T: serde::Serialize>(value: &T) -> String {
 
 pub(crate) fn parse<T: serde::de::DeserializeOwned>(key: &str, raw: &str) -> Result<T> {
     serde_json::from_str(raw).map_err(|e| StateError::corrupt(key, e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact_url("redis://:hunter2@cache:6379/0"),
-            "redis://:***@cache:6379/0"
-        );
-        assert_eq!(
-            redact_url("rediss://app:hunter2@cache:6380"),
-            "rediss://app:***@cache:6380"
-        );
-        assert_eq!(
-            redact_url("redis://127.0.0.1:6379"),
-            "redis://127.0.0.1:6379"
-        );
-    }
 }

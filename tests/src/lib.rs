@@ -237,6 +237,18 @@ impl Stack {
         redis_url: &str,
         extra: &[&str],
     ) -> Stack {
+        Self::start_with_env(dir, config, amqp_url, redis_url, extra, &[])
+    }
+
+    /// [`Stack::start`] with more environment (`SCALE0_CA_BUNDLE`).
+    pub fn start_with_env(
+        dir: &Path,
+        config: &str,
+        amqp_url: &str,
+        redis_url: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Stack {
         let config_path = dir.join("scale0.toml");
         std::fs::write(&config_path, config).expect("write the config");
         let log = dir.join("local.log");
@@ -247,6 +259,7 @@ impl Stack {
             .args(extra)
             .env("SCALE0_AMQP_URL", amqp_url)
             .env("SCALE0_REDIS_URL", redis_url)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&log).expect("create the log"))
             .stderr(Stdio::inherit())
@@ -360,6 +373,17 @@ fn pid_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 /// `scale0 load <args> --json <file>` against `amqp_url`; returns the report.
 pub fn load(dir: &Path, args: &[&str], amqp_url: &str, redis_url: &str) -> Value {
+    load_with_env(dir, args, amqp_url, redis_url, &[])
+}
+
+/// [`load`] with more environment.
+pub fn load_with_env(
+    dir: &Path,
+    args: &[&str],
+    amqp_url: &str,
+    redis_url: &str,
+    env: &[(&str, &str)],
+) -> Value {
     let json = dir.join(format!(
         "load-{}.json",
         chrono::Utc::now().timestamp_millis()
@@ -371,6 +395,7 @@ pub fn load(dir: &Path, args: &[&str], amqp_url: &str, redis_url: &str) -> Value
         .arg(&json)
         .env("SCALE0_AMQP_URL", amqp_url)
         .env("SCALE0_REDIS_URL", redis_url)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -454,12 +454,17 @@ fn from_nanos(n: i128) -> Option<DateTime<Utc>> {
 /// shift in the tz database (Antarctica/Troll's is two hours).
 const OVERLAP_LOOKBACK: TimeDelta = TimeDelta::hours(3);
 
+/// An IANA time zone by name (`"Europe/London"`).
+pub fn parse_time_zone(time_zone: &str) -> Result<Tz, ScheduleError> {
+    time_zone.parse().map_err(|_| ScheduleError::TimeZone {
+        time_zone: time_zone.to_string(),
+    })
+}
+
 impl Schedule {
     /// Parses an expression read in an IANA time zone (`"Europe/London"`).
     pub fn parse(expression: &str, time_zone: &str) -> Result<Schedule, ScheduleError> {
-        let tz: Tz = time_zone.parse().map_err(|_| ScheduleError::TimeZone {
-            time_zone: time_zone.to_string(),
-        })?;
+        let tz = parse_time_zone(time_zone)?;
         let parsed = parse_expression(expression)?;
         let at = match &parsed {
             ScheduleExpression::At(local) => match first_occurrence(tz, *local) {

@@ -36,7 +36,7 @@ pub struct Answer {
 
 #[derive(Default)]
 struct Inner {
-    pending: VecDeque<(String, serde_json::Value)>,
+    pending: VecDeque<(String, Bytes)>,
     answers: HashMap<String, Answer>,
     init_error: Option<String>,
     next_id: u64,
@@ -76,10 +76,15 @@ impl RuntimeApi {
 
     /// Queue an invocation; returns its request id.
     pub fn invoke(&self, event: serde_json::Value) -> String {
+        self.invoke_raw(event.to_string().into_bytes())
+    }
+
+    /// Queue an invocation whose payload is `body` as given, JSON or not.
+    pub fn invoke_raw(&self, body: impl Into<Bytes>) -> String {
         let mut inner = self.shared.inner.lock().unwrap();
         inner.next_id += 1;
         let id = format!("req-{:04}", inner.next_id);
-        inner.pending.push_back((id.clone(), event));
+        inner.pending.push_back((id.clone(), body.into()));
         drop(inner);
         self.shared.queued.notify_waiters();
         self.shared.queued.notify_one();
@@ -136,7 +141,7 @@ async fn next(State(s): State<Shared>) -> Response {
                 ),
             );
             headers.insert("content-type", HeaderValue::from_static("application/json"));
-            return (StatusCode::OK, headers, event.to_string()).into_response();
+            return (StatusCode::OK, headers, event).into_response();
         }
         notified.await;
     }
