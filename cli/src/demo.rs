@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use lapin::options::QueuePurgeOptions;
-use lapin::{Connection, ConnectionProperties};
+use lapin::ConnectionProperties;
 use scale0_core::contract::{InstanceState, ReplyStatus, request_queue};
 use serde::Serialize;
 

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::ConnectionProperties;
 use scale0_core::config::{Config, ProviderKind};
 use scale0_core::contract::{CONTROL_QUEUE, ControlEvent};
 use scale0_core::duration::HumanDuration;

@@ -165,13 +165,14 @@ impl ScalerEvent {
                 typed("CloudWatch alarm action", v).map(ScalerEvent::AlarmAction)
             }
             ("", "") => Err(HandlerError::Malformed(format!(
-                "not an EventBridge, CloudWatch alarm or Amazon MQ event: got {}",
+                "not an EventBridge, CloudWatch alarm or Amazon MQ event (no `source`, \
+                 `detail-type` or `eventSource`): got {}",
                 describe(&v)
             ))),
             _ => Err(HandlerError::Malformed(format!(
                 "the scaler takes scheduled events (aws.events), alarm state changes \
-                 (aws.cloudwatch) and Amazon MQ events, not source `{source}` detail-type \
-                 `{detail_type}`"
+                 (aws.cloudwatch, or an alarm action with `alarmData`) and Amazon MQ events, \
+                 not source `{source}` detail-type `{detail_type}`"
             ))),
         }
     }
@@ -244,7 +245,7 @@ pub fn decode_control(message: &RabbitMqMessage) -> Result<ControlEvent, Rejecti
     serde_path_to_error::deserialize(de).map_err(|e| {
         Rejection::new(
             "not a control event",
-            format!("not a control event: {}", with_path(e)),
+            format!("data is not a control event: {}", with_path(e)),
         )
     })
 }

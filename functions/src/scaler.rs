@@ -258,7 +258,8 @@ async fn plan(
             let mut rejected = Rejections::default();
             if e.messages_by_queue.values().all(Vec::is_empty) {
                 return Err(HandlerError::Malformed(
-                    "Amazon MQ event without messages".into(),
+                    "Amazon MQ event without messages (rmqMessagesByQueue is empty or missing)"
+                        .into(),
                 ));
             }
             let mut queues: Vec<_> = e.messages_by_queue.iter().collect();

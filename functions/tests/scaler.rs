@@ -192,7 +192,7 @@ async fn an_amazon_mq_batch_handles_good_messages_and_reports_bad_ones() {
         [("not a control event", 1), ("unknown deployment", 1)].into()
     );
     assert!(
-        rejected.sample[0].starts_with("scale0.control::/[2]: not a control event"),
+        rejected.sample[0].starts_with("scale0.control::/[2]: data is not a control event"),
         "{rejected}"
     );
     assert!(rejected.sample[1].contains("unknown deployment `no-such-deployment`"));
