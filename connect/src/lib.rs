@@ -10,6 +10,10 @@
 //! - Errors name the endpoint with its password replaced ([`redact_url`]), and a
 //!   certificate that does not verify says which trust it was checked against.
 //!
+//! rustls is built with two crypto providers in this workspace (ring for lapin,
+//! aws-lc-rs for the AWS SDK), so it cannot pick one by itself and redis-rs's TLS
+//! panics without a process default: [`Trust::from_env`] installs ring's once.
+//!
 //! lapin adds the bundle to its webpki roots itself; redis-rs replaces its roots with
 //! the ones it is given, so [`redis_client`] gives it the public roots and the bundle
 //! together: both clients trust the same set.
@@ -118,6 +122,11 @@ pub struct Trust {
 impl Trust {
     /// The public roots plus the file named by `SCALE0_CA_BUNDLE`, when it is set.
     pub fn from_env() -> Result<Trust, ConnectError> {
+        static PROVIDER: std::sync::Once = std::sync::Once::new();
+        PROVIDER.call_once(|| {
+            // Fails only when a provider is installed already, which is as good.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        });
         match std::env::var_os(CA_BUNDLE_ENV) {
             Some(path) if !path.is_empty() => Trust::with_bundle(&path.to_string_lossy()),
             _ => Ok(Trust::default()),
