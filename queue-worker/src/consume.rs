@@ -10,14 +10,14 @@ use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel};
+use lapin::{Acker, BasicProperties, Channel};
 use scale0_core::contract::{UNROUTED_QUEUE, request_queue};
 use tokio::sync::mpsc;
 
 use crate::broker::{self, Live};
 use crate::deployment::{Ctx, Handle, Msg};
 use crate::reply::{self, Reply};
-use crate::request::{self, Invalid};
+use crate::request::{self, Invalid, ReplyTo};
 
 /// A running consumer, to cancel on shutdown.
 #[derive(Debug)]
@@ -122,12 +122,26 @@ pub async fn start(
                                 kind: "unknown_deployment",
                                 reason: format!("unknown deployment `{name}`"),
                             };
+                            let p = &delivery.properties;
+                            tracing::warn!(
+                                routing_key = %name,
+                                message_id = ?p.message_id().as_ref().map(|m| m.as_str()),
+                                correlation_id = ?p.correlation_id().as_ref().map(|c| c.as_str()),
+                                reply_to = ?p.reply_to().as_ref().map(|r| r.as_str()),
+                                "request for an unknown deployment: dead-lettered (and answered rejected when it has a reply_to)"
+                            );
                             shared
                                 .metrics
                                 .deployment(crate::UNKNOWN_DEPLOYMENT)
                                 .dead_letters
                                 .inc(why.kind);
-                            reject(&shared.broker, delivery, &name, why).await;
+                            let Delivery {
+                                properties,
+                                data,
+                                acker,
+                                ..
+                            } = delivery;
+                            reject(&shared.broker, properties, &data, &name, acker, why).await;
                         });
                     }
                 }
@@ -159,56 +173,32 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
         ..
     } = delivery;
     match request::parse(&ctx.spec, properties, data, redelivered, now_ms, timeout_ms) {
-        Ok(req) => {
-            let handle = Handle { epoch, acker };
-            if req.redelivered && req.message_id.is_some() {
-                // Answered before the worker that had it died? Then ack, do not rerun.
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    let id = req.message_id.as_deref().unwrap_or_default();
-                    match ctx.shared.store.done_status(&ctx.spec.name, id).await {
-                        Ok(Some(status)) => {
-                            ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(deployment = %ctx.spec.name, message_id = id, %status, "redelivered request already answered; acked");
-                            let _ = handle.acker.ack(BasicAckOptions::default()).await;
-                        }
-                        Ok(None) => {
-                            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
-                        }
-                        Err(_) => {
-                            // Without the marker, running it again is the safe side.
-                            ctx.shared
-                                .metrics
-                                .redis_errors
-                                .fetch_add(1, Ordering::Relaxed);
-                            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
-                        }
-                    }
-                });
-            } else {
-                let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
-            }
+        Ok((req, envelope)) => {
+            let handle = Handle {
+                epoch,
+                acker,
+                envelope,
+            };
+            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
         }
         Err(rejected) => {
             let request::Rejected {
                 invalid: why,
                 properties,
-                body: data,
+                body,
             } = *rejected;
             ctx.metrics.dead_letters.inc(why.kind);
-            tracing::info!(deployment = %ctx.spec.name, reason = %why.reason, "dead-lettering an unanswerable message");
-            let delivery = Delivery {
-                delivery_tag: 0,
-                exchange: "".into(),
-                routing_key: ctx.spec.name.as_str().into(),
-                redelivered,
-                properties,
-                data,
-                acker,
-            };
-            let (ctx, name) = (ctx.clone(), ctx.spec.name.clone());
+            tracing::info!(
+                deployment = %ctx.spec.name,
+                reason = %why.reason,
+                message_id = ?properties.message_id().as_ref().map(|m| m.as_str()),
+                correlation_id = ?properties.correlation_id().as_ref().map(|c| c.as_str()),
+                "dead-lettering an unanswerable message"
+            );
+            let ctx = ctx.clone();
             tokio::spawn(async move {
-                reject(&ctx.shared.broker, delivery, &name, why).await;
+                let name = ctx.spec.name.as_str();
+                reject(&ctx.shared.broker, properties, &body, name, acker, why).await;
             });
         }
     }
@@ -219,66 +209,29 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
 /// connection is gone; the broker redelivers it).
 pub async fn reject(
     broker: &crate::broker::Broker,
-    delivery: Delivery,
+    properties: BasicProperties,
+    body: &[u8],
     deployment: &str,
+    acker: Acker,
     why: Invalid,
 ) {
-    let Delivery {
-        properties,
-        data,
-        routing_key,
-        acker,
-        ..
-    } = delivery;
-    if reply::dead_letter(
-        broker,
-        &properties,
-        &data,
-        routing_key.as_str(),
-        deployment,
-        &why,
-    )
-    .await
-    .is_err()
+    if reply::dead_letter(broker, &properties, body, deployment, deployment, &why)
+        .await
+        .is_err()
     {
         return;
     }
     if why.kind != "no_reply_to"
-        && let Some(reply_to) = properties
-            .reply_to()
-            .clone()
-            .filter(|r| !r.as_str().is_empty())
+        && let Some(to) = ReplyTo::of(&properties)
     {
-        let req = request::Request {
-            deployment: deployment.to_string(),
-            body: Default::default(),
-            reply_to,
-            correlation_id: properties.correlation_id().clone(),
-            message_id: properties.message_id().as_ref().map(|m| m.to_string()),
-            priority: 0,
-            deadline_ms: 0,
-            content_type: None,
-            persistent: *properties.delivery_mode() == Some(2),
-            received_ms: 0,
-            redelivered: false,
-            properties: BasicProperties::default(),
-        };
         let answer = Reply::not_run(
             scale0_core::contract::ReplyStatus::Rejected,
             why.reason.clone(),
         );
+        let message_id = properties.message_id().as_ref().map(|m| m.as_str());
         // Best effort: the dead letter already keeps the message.
         let give_up = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(5));
-        let _ = broker
-            .publish(
-                "",
-                req.reply_to.as_str(),
-                true,
-                &answer.body,
-                answer.properties(&req),
-                give_up,
-            )
-            .await;
+        let _ = reply::send(broker, &to, message_id, &answer, give_up).await;
     }
     let _ = acker.ack(BasicAckOptions::default()).await;
 }
