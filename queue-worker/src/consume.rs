@@ -8,13 +8,14 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Acker, BasicProperties, Channel};
 use scale0_core::contract::{UNROUTED_QUEUE, request_queue};
 use tokio::sync::mpsc;
 
 use crate::broker::{self, Live};
+use crate::commit::{Committer, Unit};
 use crate::deployment::{Ctx, Handle, Msg};
 use crate::reply::{self, Reply};
 use crate::request::{self, Invalid, ReplyTo};
@@ -60,6 +61,9 @@ pub async fn start(
                 BasicQosOptions { global: false },
             )
             .await?;
+        // Replies and acks of this channel's deliveries are committed together.
+        ctx.committer
+            .send_replace(Some(Committer::start(channel.clone(), live.epoch).await?));
         let queue = request_queue(&ctx.spec.name);
         let tag = format!("{worker_id}/{}/{}", ctx.spec.name, live.epoch);
         let stream = channel
@@ -97,6 +101,7 @@ pub async fn start(
     channel
         .basic_qos(100, BasicQosOptions { global: false })
         .await?;
+    let committer = Committer::start(channel.clone(), live.epoch).await?;
     let tag = format!("{worker_id}/unrouted/{}", live.epoch);
     let stream = channel
         .basic_consume(
@@ -115,7 +120,7 @@ pub async fn start(
             match item {
                 Ok(delivery) => {
                     if let Some(shared) = &shared {
-                        let shared = shared.clone();
+                        let (shared, committer) = (shared.clone(), committer.clone());
                         tokio::spawn(async move {
                             let name = delivery.routing_key.to_string();
                             let why = Invalid {
@@ -125,9 +130,9 @@ pub async fn start(
                             let p = &delivery.properties;
                             tracing::warn!(
                                 routing_key = %name,
-                                message_id = ?p.message_id().as_ref().map(|m| m.as_str()),
-                                correlation_id = ?p.correlation_id().as_ref().map(|c| c.as_str()),
-                                reply_to = ?p.reply_to().as_ref().map(|r| r.as_str()),
+                                message_id = p.message_id().as_ref().map_or("", |m| m.as_str()),
+                                correlation_id = p.correlation_id().as_ref().map_or("", |c| c.as_str()),
+                                reply_to = p.reply_to().as_ref().map_or("", |r| r.as_str()),
                                 "request for an unknown deployment: dead-lettered (and answered rejected when it has a reply_to)"
                             );
                             shared
@@ -141,7 +146,12 @@ pub async fn start(
                                 acker,
                                 ..
                             } = delivery;
-                            reject(&shared.broker, properties, &data, &name, acker, why).await;
+                            let reject = Reject {
+                                broker: &shared.broker,
+                                committer: &committer,
+                                deployment: &name,
+                            };
+                            reject.send(properties, &data, acker, why).await;
                         });
                     }
                 }
@@ -191,47 +201,61 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
             tracing::info!(
                 deployment = %ctx.spec.name,
                 reason = %why.reason,
-                message_id = ?properties.message_id().as_ref().map(|m| m.as_str()),
-                correlation_id = ?properties.correlation_id().as_ref().map(|c| c.as_str()),
+                message_id = properties.message_id().as_ref().map_or("", |m| m.as_str()),
+                correlation_id = properties.correlation_id().as_ref().map_or("", |c| c.as_str()),
                 "dead-lettering an unanswerable message"
             );
             let ctx = ctx.clone();
             tokio::spawn(async move {
-                let name = ctx.spec.name.as_str();
-                reject(&ctx.shared.broker, properties, &body, name, acker, why).await;
+                let committer = ctx.current_committer().await;
+                let reject = Reject {
+                    broker: &ctx.shared.broker,
+                    committer: &committer,
+                    deployment: &ctx.spec.name,
+                };
+                reject.send(properties, &body, acker, why).await;
             });
         }
     }
 }
 
-/// Dead-letter a message with its reason, answer `rejected` when it has a `reply_to`,
-/// then ack it. If the dead letter cannot be published the message stays unacked (its
-/// connection is gone; the broker redelivers it).
-pub async fn reject(
-    broker: &crate::broker::Broker,
-    properties: BasicProperties,
-    body: &[u8],
-    deployment: &str,
-    acker: Acker,
-    why: Invalid,
-) {
-    if reply::dead_letter(broker, &properties, body, deployment, deployment, &why)
-        .await
-        .is_err()
-    {
-        return;
+/// Where a rejected message goes: its dead letter through the broker, its `rejected`
+/// reply and its ack through the committer of its channel.
+struct Reject<'a> {
+    broker: &'a crate::broker::Broker,
+    committer: &'a Committer,
+    deployment: &'a str,
+}
+
+impl Reject<'_> {
+    /// Dead-letter a message with its reason (confirmed), then answer `rejected` when
+    /// it has a `reply_to` and ack it, both in one commit. If the dead letter cannot be
+    /// published the message stays unacked (its connection is gone; the broker
+    /// redelivers it).
+    async fn send(&self, properties: BasicProperties, body: &[u8], acker: Acker, why: Invalid) {
+        let d = self.deployment;
+        if reply::dead_letter(self.broker, &properties, body, d, d, &why)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut unit = Unit {
+            ack: vec![acker],
+            ..Unit::default()
+        };
+        if why.kind != "no_reply_to"
+            && let Some(to) = ReplyTo::of(&properties)
+        {
+            let answer = Reply::not_run(
+                scale0_core::contract::ReplyStatus::Rejected,
+                why.reason.clone(),
+            );
+            let message_id = properties.message_id().as_ref().map(|m| m.as_str());
+            unit.publish
+                .push(reply::outgoing(&to, message_id, &answer));
+        }
+        // A reply that cannot be routed needs nothing more: the dead letter keeps it.
+        let _ = self.committer.commit(unit).await;
     }
-    if why.kind != "no_reply_to"
-        && let Some(to) = ReplyTo::of(&properties)
-    {
-        let answer = Reply::not_run(
-            scale0_core::contract::ReplyStatus::Rejected,
-            why.reason.clone(),
-        );
-        let message_id = properties.message_id().as_ref().map(|m| m.as_str());
-        // Best effort: the dead letter already keeps the message.
-        let give_up = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(5));
-        let _ = reply::send(broker, &to, message_id, &answer, give_up).await;
-    }
-    let _ = acker.ack(BasicAckOptions::default()).await;
 }

@@ -18,7 +18,6 @@ use std::time::Duration;
 use chrono::Utc;
 use hyper::Uri;
 use lapin::Acker;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scale0_core::admission::{self, Booting, Capacity, Estimator, ShedReason};
 use scale0_core::config::Deployment;
 use scale0_core::contract::{
@@ -26,12 +25,12 @@ use scale0_core::contract::{
 };
 use scale0_core::policy::Cap;
 use scale0_state::idempotency::{Checked, Ending, Leased, RequestRef, Standing};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::Shared;
-use crate::broker::Published;
+use crate::commit::{Committed, Committer, Unit};
 use crate::held::{HeldQueue, Key};
 use crate::instance_client::{Answer, CallError, endpoint_uri};
 use crate::metrics::DeploymentMetrics;
@@ -228,6 +227,10 @@ pub struct Ctx {
     pub spec: Deployment,
     pub metrics: Arc<DeploymentMetrics>,
     pub inbox: mpsc::UnboundedSender<Msg>,
+    /// The committer of the consumer channel of the current connection, if connected:
+    /// every reply to this deployment's requests and every ack and nack of its
+    /// deliveries goes through it.
+    pub committer: watch::Sender<Option<Committer>>,
     /// Arrivals not yet written to Redis (the reporter swaps it out).
     pub unflushed_arrivals: std::sync::atomic::AtomicU64,
     /// `(service ms, latency ms)` samples not yet written to Redis.
@@ -239,6 +242,18 @@ pub struct Ctx {
 impl Ctx {
     fn send(&self, msg: Msg) {
         let _ = self.inbox.send(msg);
+    }
+
+    /// The current connection's committer, waiting for a connection.
+    pub async fn current_committer(&self) -> Committer {
+        let mut rx = self.committer.subscribe();
+        loop {
+            if let Some(c) = rx.borrow_and_update().clone() {
+                return c;
+            }
+            // The sender lives in this Ctx, so it cannot go away.
+            let _ = rx.changed().await;
+        }
     }
 
     fn threshold(&self) -> u32 {
@@ -574,16 +589,21 @@ impl Actor {
             self.active.remove(id);
         }
         let handles = std::mem::take(&mut lock(&job.deliveries).handles);
+        // Deliveries of a lost connection are requeued by the broker already.
+        let Some(committer) = self.ctx.committer.borrow().clone() else {
+            return;
+        };
+        let requeue = handles
+            .into_iter()
+            .filter(|h| h.epoch == committer.epoch && h.acker.usable())
+            .map(|h| h.acker)
+            .collect();
         tokio::spawn(async move {
-            for h in handles {
-                let _ = h
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await;
-            }
+            let unit = Unit {
+                requeue,
+                ..Unit::default()
+            };
+            let _ = committer.commit(unit).await;
         });
     }
 
@@ -1529,30 +1549,51 @@ async fn settle(
         dl.closed = true;
         std::mem::take(&mut dl.handles)
     };
-    let mut sent: Vec<String> = Vec::new();
+    // One reply per address not answered yet; with nothing to answer a new address
+    // with, its delivery is requeued to run again.
+    let committer = ctx.current_committer().await;
+    let mut unit = Unit::default();
+    let mut replied: Vec<(String, usize)> = Vec::new();
     let mut unanswerable = Vec::new();
     for (i, h) in handles.iter().enumerate() {
         let field = h.envelope.reply.field();
-        if sent.contains(&field) || job.answered.contains(&field) {
+        if replied.iter().any(|(f, _)| *f == field) || job.answered.contains(&field) {
             continue;
         }
-        let Some(reply) = &reply else {
-            // Nothing to answer a new address with: its delivery runs again.
-            unanswerable.push(i);
-            continue;
-        };
-        let to = &h.envelope.reply;
-        match reply::send(&ctx.shared.broker, to, message_id, reply, None).await {
-            Ok(Published::Confirmed) => {}
-            Ok(Published::Returned(code, text)) => {
+        match &reply {
+            Some(reply) => {
+                unit.publish
+                    .push(reply::outgoing(&h.envelope.reply, message_id, reply));
+                replied.push((field, i));
+            }
+            None => unanswerable.push(i),
+        }
+    }
+    for (i, h) in handles.iter().enumerate() {
+        if h.epoch == committer.epoch && h.acker.usable() {
+            let to = if unanswerable.contains(&i) {
+                &mut unit.requeue
+            } else {
+                &mut unit.ack
+            };
+            to.push(h.acker.clone());
+        }
+    }
+    let mut sent: Vec<String> = Vec::new();
+    match committer.commit(unit).await {
+        Committed::Done { returned } => {
+            for (k, code, text) in returned {
+                let h = &handles[replied[k].1];
+                let to = &h.envelope.reply;
+                let status = reply.as_ref().map_or(String::new(), |r| r.status.to_string());
                 // No queue by the reply_to name: the reply cannot be delivered. Keep the
                 // request for a person instead of dropping it.
                 tracing::warn!(
                     deployment = d,
                     reply_to = %to.queue,
-                    correlation_id = ?to.correlation_id.as_ref().map(|c| c.as_str()),
-                    message_id = ?message_id,
-                    status = %reply.status,
+                    correlation_id = to.correlation_id.as_ref().map_or("", |c| c.as_str()),
+                    message_id = message_id.unwrap_or_default(),
+                    %status,
                     code,
                     %text,
                     "reply not routable: no queue by its reply_to; the request is dead-lettered"
@@ -1560,12 +1601,12 @@ async fn settle(
                 let why = Invalid {
                     kind: "unroutable_reply",
                     reason: format!(
-                        "reply_to `{}` is not routable ({code} {text}); the request ended {}",
-                        to.queue, reply.status
+                        "reply_to `{}` is not routable ({code} {text}); the request ended {status}",
+                        to.queue
                     ),
                 };
                 ctx.metrics.dead_letters.inc(why.kind);
-                if reply::dead_letter(
+                let _ = reply::dead_letter(
                     &ctx.shared.broker,
                     &h.envelope.properties,
                     &job.req.body,
@@ -1573,24 +1614,22 @@ async fn settle(
                     d,
                     &why,
                 )
-                .await
-                .is_err()
-                {
-                    unanswerable.push(i);
-                    continue;
+                .await;
+            }
+            if let Some(reply) = &reply {
+                for _ in &replied {
+                    ctx.metrics.replies.inc(&reply.status.to_string());
                 }
             }
-            Err(e) => {
-                tracing::warn!(deployment = d, error = %e, "reply not sent; the request stays unacked");
-                unanswerable.push(i);
-                continue;
-            }
+            sent = replied.into_iter().map(|(f, _)| f).collect();
         }
-        ctx.metrics.replies.inc(&reply.status.to_string());
-        sent.push(field);
+        Committed::Unknown(why) => {
+            // Committed or rolled back: a delivery that comes back was not answered, so
+            // its address is not recorded as answered; the kept reply answers it.
+            tracing::warn!(deployment = d, error = %why, "reply commit outcome unknown; a redelivered copy gets the kept reply");
+        }
     }
-    // Record before acking: a worker that dies in between leaves a redelivery that the
-    // record answers, not one that runs again.
+    // The record: the kept reply for later copies, and the addresses answered.
     let kept = reply
         .as_ref()
         .filter(|_| source == Source::Run)
@@ -1608,19 +1647,11 @@ async fn settle(
     release(&ctx, lease, ending).await;
     // Every delivery but the one that ran here is a copy that did not run.
     let ran_here = reply.is_some() && source != Source::Kept;
-    for (i, h) in handles.into_iter().enumerate() {
-        if unanswerable.contains(&i) {
-            let requeue = BasicNackOptions {
-                requeue: true,
-                multiple: false,
-            };
-            let _ = h.acker.nack(requeue).await;
-            continue;
-        }
-        if i > 0 || !ran_here {
-            ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-        }
-        let _ = h.acker.ack(BasicAckOptions::default()).await;
-    }
+    let copies = (0..handles.len())
+        .filter(|i| (*i > 0 || !ran_here) && !unanswerable.contains(i))
+        .count();
+    ctx.metrics
+        .duplicates
+        .fetch_add(copies as u64, Ordering::Relaxed);
     finished(&ctx, sample);
 }

@@ -82,8 +82,10 @@ async fn async_main() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
+            // lapin warns of every returned message with its body as decimal bytes; the
+            // worker logs an unroutable reply itself, with the request's ids.
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,lapin=warn".into()),
+                .unwrap_or_else(|_| "info,lapin=warn,lapin::returned_messages=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -5,7 +5,8 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use scale0_core::contract::{DEAD_LETTER_EXCHANGE, ReplyStatus, headers};
 
-use crate::broker::{Broker, PublishError, Published};
+use crate::broker::{Broker, PublishError};
+use crate::commit::Outgoing;
 use crate::request::{Invalid, ReplyTo};
 
 /// One terminal answer to a request.
@@ -141,26 +142,16 @@ impl Reply {
     }
 }
 
-/// Publish `reply` to `to` and wait for the confirm: `mandatory`, so a reply to a queue
+/// `reply` to `to`, as the committer publishes it: `mandatory`, so a reply to a queue
 /// that does not exist comes back, except to the direct reply-to
 /// ([`ReplyTo::is_direct`]).
-pub async fn send(
-    broker: &Broker,
-    to: &ReplyTo,
-    message_id: Option<&str>,
-    reply: &Reply,
-    give_up: Option<tokio::time::Instant>,
-) -> Result<Published, PublishError> {
-    broker
-        .publish(
-            "",
-            to.queue.as_str(),
-            !to.is_direct(),
-            &reply.body,
-            reply.properties(to, message_id),
-            give_up,
-        )
-        .await
+pub fn outgoing(to: &ReplyTo, message_id: Option<&str>, reply: &Reply) -> Outgoing {
+    Outgoing {
+        routing_key: to.queue.clone(),
+        mandatory: !to.is_direct(),
+        body: reply.body.clone(),
+        properties: reply.properties(to, message_id),
+    }
 }
 
 /// The properties of a message's copy to `scale0.dead`: the producer's properties
