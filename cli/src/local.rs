@@ -483,8 +483,7 @@ fn read_control_event(d: &lapin::message::Delivery) -> Result<ControlEvent, Stri
     {
         return Err(why);
     }
-    serde_json::from_slice::<ControlEvent>(&d.data)
-        .map_err(|e| format!("not a control event: {e}"))
+    serde_json::from_slice::<ControlEvent>(&d.data).map_err(|e| format!("not a control event: {e}"))
 }
 
 /// Copy an unreadable control message to `scale0.dead` with its reason (confirmed), so
@@ -636,6 +635,9 @@ async fn supervise_worker(
         let mut cmd = tokio::process::Command::new(&bin);
         cmd.arg("--config")
             .arg(&options.config_path)
+            // A scale0 local that dies without stopping its workers leaves none behind.
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
             .args(["--metrics-addr", "127.0.0.1:0", "--worker-id"])
             .arg(format!("local-{n}"))
             .arg("--drain-timeout")

@@ -366,7 +366,11 @@ async fn floor_responder(
                         )
                         .await
                         .map(|l| l.outcome);
-                    assert_eq!(leased.ok(), Some(Leased::Granted), "the floor responder's lease");
+                    assert_eq!(
+                        leased.ok(),
+                        Some(Leased::Granted),
+                        "the floor responder's lease"
+                    );
                 }
                 let answer = http
                     .post(

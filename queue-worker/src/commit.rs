@@ -130,8 +130,8 @@ async fn commit<'a>(
 ) -> lapin::Result<Vec<Returned>> {
     for unit in units {
         for out in &unit.publish {
-            // Without confirm mode the publish resolves once it is sent.
-            let _ = channel
+            // Without confirm mode its confirmation resolves at once (NotRequested).
+            channel
                 .basic_publish(
                     "".into(),
                     out.routing_key.clone(),
@@ -142,6 +142,7 @@ async fn commit<'a>(
                     &out.body,
                     out.properties.clone(),
                 )
+                .await?
                 .await?;
         }
         for acker in &unit.ack {

@@ -189,7 +189,9 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
                 acker,
                 envelope,
             };
-            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
+            let _ = ctx
+                .inbox
+                .send(Msg::Arrival(Box::new(req), Box::new(handle)));
         }
         Err(rejected) => {
             let request::Rejected {
@@ -252,8 +254,7 @@ impl Reject<'_> {
                 why.reason.clone(),
             );
             let message_id = properties.message_id().as_ref().map(|m| m.as_str());
-            unit.publish
-                .push(reply::outgoing(&to, message_id, &answer));
+            unit.publish.push(reply::outgoing(&to, message_id, &answer));
         }
         // A reply that cannot be routed needs nothing more: the dead letter keeps it.
         let _ = self.committer.commit(unit).await;

@@ -140,7 +140,7 @@ pub enum Outcome {
 /// The actor's inbox.
 #[derive(Debug)]
 pub enum Msg {
-    Arrival(Box<Request>, Handle),
+    Arrival(Box<Request>, Box<Handle>),
     Snapshot(Box<Snapshot>),
     /// No lease could be taken on `instance` (full across workers, or Redis failed).
     Busy {
@@ -442,7 +442,7 @@ impl Actor {
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Arrival(req, handle) => self.arrival(*req, handle),
+            Msg::Arrival(req, handle) => self.arrival(*req, *handle),
             Msg::Snapshot(s) => self.snapshot(*s),
             Msg::Busy {
                 job,
@@ -1585,7 +1585,9 @@ async fn settle(
             for (k, code, text) in returned {
                 let h = &handles[replied[k].1];
                 let to = &h.envelope.reply;
-                let status = reply.as_ref().map_or(String::new(), |r| r.status.to_string());
+                let status = reply
+                    .as_ref()
+                    .map_or(String::new(), |r| r.status.to_string());
                 // No queue by the reply_to name: the reply cannot be delivered. Keep the
                 // request for a person instead of dropping it.
                 tracing::warn!(

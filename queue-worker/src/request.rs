@@ -59,7 +59,10 @@ const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
 impl ReplyTo {
     /// The reply address of a message, if it has a `reply_to`.
     pub fn of(properties: &BasicProperties) -> Option<ReplyTo> {
-        let queue = properties.reply_to().clone().filter(|r| !r.as_str().is_empty())?;
+        let queue = properties
+            .reply_to()
+            .clone()
+            .filter(|r| !r.as_str().is_empty())?;
         Some(ReplyTo {
             queue,
             correlation_id: properties.correlation_id().clone(),
@@ -259,11 +262,16 @@ fn check(
             "no reply_to: nowhere to answer",
         ));
     };
-    if let Some(why) = properties.headers().as_ref().and_then(undecodable).or_else(|| {
-        not_utf8("reply_to", Some(&reply.queue))
-            .or_else(|| not_utf8("correlation_id", properties.correlation_id().as_ref()))
-            .or_else(|| not_utf8("message_id", properties.message_id().as_ref()))
-    }) {
+    if let Some(why) = properties
+        .headers()
+        .as_ref()
+        .and_then(undecodable)
+        .or_else(|| {
+            not_utf8("reply_to", Some(&reply.queue))
+                .or_else(|| not_utf8("correlation_id", properties.correlation_id().as_ref()))
+                .or_else(|| not_utf8("message_id", properties.message_id().as_ref()))
+        })
+    {
         return Err(Invalid::new("bad_headers", why));
     }
     if body_len > spec.max_body_bytes as usize {
@@ -362,7 +370,9 @@ mod tests {
     }
 
     fn parse_ok(p: BasicProperties) -> Request {
-        parse(&spec(), p, b"{}".to_vec(), false, NOW, TIMEOUT).unwrap().0
+        parse(&spec(), p, b"{}".to_vec(), false, NOW, TIMEOUT)
+            .unwrap()
+            .0
     }
 
     fn parse_err(p: BasicProperties, body: &[u8]) -> Invalid {
@@ -428,7 +438,11 @@ mod tests {
         let deep = decode(&nested_header(2_000));
         let why = parse_err(props().with_headers(deep), b"{}");
         assert_eq!(why.kind, "bad_headers");
-        assert!(why.reason.contains("deeper than 64 levels"), "{}", why.reason);
+        assert!(
+            why.reason.contains("deeper than 64 levels"),
+            "{}",
+            why.reason
+        );
         // Exactly at the limit: decoded whole, and accepted.
         let at_limit = decode(&nested_header(MAX_NESTING));
         assert!(undecodable(&at_limit).is_none());
@@ -453,10 +467,18 @@ mod tests {
         // {"\xff\xfe": true}: a key RabbitMQ passes through, read lossily.
         let table = decode(&[0, 0, 0, 5, 2, 0xff, 0xfe, b't', 1]);
         let why = parse_err(props().with_headers(table), b"{}");
-        assert!(why.reason.contains("header key is not UTF-8"), "{}", why.reason);
+        assert!(
+            why.reason.contains("header key is not UTF-8"),
+            "{}",
+            why.reason
+        );
         let (_, id) = lapin::types::parsing::parse_short_string(&[2, 0xc3, 0x28][..]).unwrap();
         let why = parse_err(props().with_message_id(id), b"{}");
-        assert!(why.reason.starts_with("message_id is not UTF-8"), "{}", why.reason);
+        assert!(
+            why.reason.starts_with("message_id is not UTF-8"),
+            "{}",
+            why.reason
+        );
     }
 
     #[test]
@@ -465,13 +487,26 @@ mod tests {
             with_header(props(), AMQPValue::LongString("garbage".into())),
             b"{}",
         );
-        assert!(why.reason.ends_with(r#"got the text "garbage""#), "{}", why.reason);
+        assert!(
+            why.reason.ends_with(r#"got the text "garbage""#),
+            "{}",
+            why.reason
+        );
         assert!(!why.reason.contains("LongString"), "{}", why.reason);
         for (value, words) in [
             (AMQPValue::Boolean(true), "the boolean true"),
-            (AMQPValue::FieldTable(FieldTable::default()), "a table of 0 entries"),
-            (AMQPValue::LongString(vec![0xff, 0].into()), "2 bytes that are not UTF-8 text"),
-            (AMQPValue::Timestamp(u64::MAX), "the timestamp 18446744073709551615 (seconds since the epoch)"),
+            (
+                AMQPValue::FieldTable(FieldTable::default()),
+                "a table of 0 entries",
+            ),
+            (
+                AMQPValue::LongString(vec![0xff, 0].into()),
+                "2 bytes that are not UTF-8 text",
+            ),
+            (
+                AMQPValue::Timestamp(u64::MAX),
+                "the timestamp 18446744073709551615 (seconds since the epoch)",
+            ),
         ] {
             assert_eq!(describe(&value), words);
         }

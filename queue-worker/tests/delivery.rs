@@ -9,11 +9,11 @@ use std::time::Duration;
 use common::*;
 use lapin::options::QueueDeclareOptions;
 use lapin::types::{AMQPValue, FieldTable};
-use scale0_state::idempotency::{Ending, ReplyAddress, RequestRef};
 use scale0_core::contract::{
     CONTROL_EXCHANGE, ControlEvent, ControlEventKind, DEAD_LETTER_EXCHANGE, InstanceState, headers,
     request_queue,
 };
+use scale0_state::idempotency::{Ending, ReplyAddress, RequestRef};
 
 /// Each kind of unanswerable message lands in `scale0.dead` with its reason; the ones
 /// with a `reply_to` also get a `rejected` reply. Nothing is dropped.
@@ -100,7 +100,10 @@ async fn bad_messages_are_dead_lettered_with_their_reason() {
         let got = m.header_str(headers::REASON).unwrap();
         assert!(got.contains(reason), "{id}: {got}");
         // In words, not Rust's debug format of the AMQP value.
-        assert!(!got.contains("LongString") && !got.contains("FieldTable"), "{id}: {got}");
+        assert!(
+            !got.contains("LongString") && !got.contains("FieldTable"),
+            "{id}: {got}"
+        );
         assert_eq!(
             m.header_str(headers::DEPLOYMENT).as_deref(),
             Some(deployment),

@@ -408,3 +408,52 @@ async fn the_binary_drains_and_exits_on_sigterm() {
     let _ = std::fs::remove_dir_all(&dir);
     cleanup(&d).await;
 }
+
+/// `--parent-pid` (as `scale0 local` starts its workers): a worker whose parent
+/// exits without stopping it drains and exits by itself instead of running on as an
+/// orphan.
+#[tokio::test]
+async fn the_binary_stops_when_its_parent_exits() {
+    let d = unique("orphan");
+    let config = config(
+        &d,
+        "",
+        r#"slots = 2
+        boot_time = "30s""#,
+    );
+    let dir = std::env::temp_dir().join(unique("orphan-config"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("scale0.toml");
+    std::fs::write(&path, toml::to_string(&*config).unwrap()).unwrap();
+    // The shell starts the worker in the background and exits at once.
+    let script = format!(
+        "{} --config {} --metrics-addr 127.0.0.1:0 --parent-pid $$ >/dev/null 2>&1 & echo $!",
+        env!("CARGO_BIN_EXE_scale0-queue-worker"),
+        path.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .env("SCALE0_AMQP_URL", amqp_url())
+        .env("SCALE0_REDIS_URL", redis_url())
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    // Alive and not a zombie (an orphan's new parent may not reap it at once).
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| !rest.starts_with('Z')))
+            .unwrap_or(false)
+    };
+    let t = std::time::Instant::now();
+    while running() {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the orphaned worker {pid} still runs"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    cleanup(&d).await;
+}

@@ -93,7 +93,10 @@ async fn copies_of_one_message_id_run_once_and_each_gets_its_reply() {
         "one reply per request"
     );
     assert!(got.iter().all(|r| r.status == "ok"), "{:?}", got[0]);
-    assert!(got.iter().all(|r| r.body == got[0].body), "the one run's body");
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "the one run's body"
+    );
     assert_eq!(instance.stats().await["served"], 1, "it ran once");
     // Counted as each worker acks its copies, just after their replies went out.
     let mut duplicates = 0.0;
@@ -136,7 +139,11 @@ async fn copies_of_one_message_id_run_once_and_each_gets_its_reply() {
     assert_eq!(later.len(), 1);
     assert_eq!(later[0].correlation_id, "later");
     assert_eq!(later[0].body, got[0].body);
-    assert_eq!(instance.stats().await["served"], 2, "answered from the record");
+    assert_eq!(
+        instance.stats().await["served"],
+        2,
+        "answered from the record"
+    );
 
     one.stop().await;
     two.stop().await;

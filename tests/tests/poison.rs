@@ -179,7 +179,10 @@ boot_time = "1s"
     let got = rt.block_on(drain(&conn, &replies, Duration::from_secs(15)));
     let mut answers: BTreeMap<&str, Vec<&Seen>> = BTreeMap::new();
     for r in &got {
-        answers.entry(r.correlation_id.as_str()).or_default().push(r);
+        answers
+            .entry(r.correlation_id.as_str())
+            .or_default()
+            .push(r);
     }
     for id in &requests {
         let n = answers.get(id.as_str()).map_or(0, Vec::len);
@@ -192,7 +195,12 @@ boot_time = "1s"
         "poison-long-string-100k",
         "poison-every-field-type",
     ] {
-        assert_eq!(status(readable), "ok", "{readable}: {:?}", answers[readable]);
+        assert_eq!(
+            status(readable),
+            "ok",
+            "{readable}: {:?}",
+            answers[readable]
+        );
     }
     // ...and what could not be read is dead-lettered with its reason, from the request
     // queue and from the control queue alike.
