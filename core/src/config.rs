@@ -800,12 +800,18 @@ fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
 /// Spot, warm pool and vCPU fields of one pool.
 fn validate_pool_costs(v: &mut Validator, pat: &str, p: &Pool) {
     if p.vcpus_per_instance == Some(0) {
-        v.err(format!("{pat}.vcpus_per_instance"), "must be at least 1, got 0");
+        v.err(
+            format!("{pat}.vcpus_per_instance"),
+            "must be at least 1, got 0",
+        );
     }
     if p.warm_pool_size == 0 {
         for (field, given) in [
             ("warm_boot_time", p.warm_boot_time.is_some()),
-            ("warm_price_per_hour_usd", p.warm_price_per_hour_usd.is_some()),
+            (
+                "warm_price_per_hour_usd",
+                p.warm_price_per_hour_usd.is_some(),
+            ),
         ] {
             if given {
                 v.err(
@@ -894,7 +900,10 @@ fn validate_budgets(v: &mut Validator, budgets: &[Budget], deployments: &[Deploy
                         format!("`{name}` is not a configured deployment"),
                     );
                 } else if !seen.insert(name.as_str()) {
-                    v.err(format!("{at}.deployments"), format!("`{name}` is listed twice"));
+                    v.err(
+                        format!("{at}.deployments"),
+                        format!("`{name}` is listed twice"),
+                    );
                 }
             }
         }
@@ -903,7 +912,9 @@ fn validate_budgets(v: &mut Validator, budgets: &[Budget], deployments: &[Deploy
                 format!("{at}.window"),
                 "is required when period = \"rolling\" (e.g. window = \"7d\")",
             ),
-            (BudgetPeriod::Rolling, Some(w)) if w < MIN_ROLLING_WINDOW || w > MAX_ROLLING_WINDOW => {
+            (BudgetPeriod::Rolling, Some(w))
+                if w < MIN_ROLLING_WINDOW || w > MAX_ROLLING_WINDOW =>
+            {
                 v.err(
                     format!("{at}.window"),
                     format!("{w} must be between {MIN_ROLLING_WINDOW} and {MAX_ROLLING_WINDOW}"),
@@ -933,7 +944,10 @@ fn validate_budgets(v: &mut Validator, budgets: &[Budget], deployments: &[Deploy
                     format!("{t} must be a share of the limit in (0, 1]"),
                 );
             } else if seen.contains(&t) {
-                v.err(format!("{at}.alert_thresholds"), format!("{t} is listed twice"));
+                v.err(
+                    format!("{at}.alert_thresholds"),
+                    format!("{t} is listed twice"),
+                );
             }
             seen.push(t);
         }
@@ -971,7 +985,10 @@ fn validate_quotas(v: &mut Validator, quotas: &[Quota], deployments: &[Deploymen
             v.err(format!("{at}.vcpus"), "must be at least 1, got 0");
         }
         if q.pools.is_empty() {
-            v.err(format!("{at}.pools"), "must name at least one \"<deployment>/<pool>\"");
+            v.err(
+                format!("{at}.pools"),
+                "must name at least one \"<deployment>/<pool>\"",
+            );
         }
         let mut seen = HashSet::new();
         for entry in &q.pools {
@@ -1510,7 +1527,10 @@ mod tests {
         assert_eq!(chat.on_demand_base, 1);
         assert_eq!(chat.pools[0].capacity_type, CapacityType::Spot);
         assert_eq!(chat.pools[1].capacity_type, CapacityType::OnDemand);
-        assert_eq!(chat.pools[1].warm_boot_time, Some(HumanDuration::from_secs(30)));
+        assert_eq!(
+            chat.pools[1].warm_boot_time,
+            Some(HumanDuration::from_secs(30))
+        );
         let embed = &c.deployments[1];
         assert_eq!(embed.on_demand_base, 0);
         assert_eq!(embed.pools[0].warm_pool_size, 0);
@@ -1736,7 +1756,11 @@ mod tests {
             ),
         ];
         for (name, from, to, field) in cases {
-            assert_eq!(COSTED.matches(from).count(), 1, "{name}: `{from}` must occur once");
+            assert_eq!(
+                COSTED.matches(from).count(),
+                1,
+                "{name}: `{from}` must occur once"
+            );
             let edited = COSTED.replacen(from, to, 1);
             let Err(LoadError::Invalid(ValidationErrors(errors))) = Config::load(&edited) else {
                 panic!("{name}: must be rejected");
@@ -1753,7 +1777,11 @@ mod tests {
         let cases = [
             ("period = \"monthly\"", "period = \"weekly\"", "weekly"),
             ("at_cap = \"block-scale-out\"", "at_cap = \"stop\"", "stop"),
-            ("capacity_type = \"spot\"", "capacity_type = \"Spot\"", "Spot"),
+            (
+                "capacity_type = \"spot\"",
+                "capacity_type = \"Spot\"",
+                "Spot",
+            ),
             ("vcpus = 64", "vcpus = 64\nvcpu = 4", "unknown field `vcpu`"),
             ("limit_usd = 500.0", "limit_usd = \"500\"", "limit_usd"),
         ];
