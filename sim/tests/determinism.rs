@@ -1,10 +1,10 @@
 //! Same scenario and seed → the same JSON, byte for byte; another seed → another run.
 
-mod sim_support;
+mod support;
 
-use scale0_core::sim::trace::{ReadOptions, parse};
-use scale0_core::sim::{PolicyKind, RunOptions, run_scenario};
-use sim_support::{POOL, bench_scenario, run, scenario};
+use scale0_sim::trace::{ReadOptions, parse};
+use scale0_sim::{PolicyKind, RunOptions, run_scenario};
+use support::{POOL, bench_scenario, run, scenario};
 
 #[test]
 fn same_seed_same_json() {
@@ -35,7 +35,7 @@ fn same_seed_same_json() {
         price_per_hour_usd = 1.0
         boot_time = "30s"
     "#;
-    let s = scale0_core::sim::Scenario::from_toml_str(text).unwrap();
+    let s = scale0_sim::Scenario::from_toml_str(text).unwrap();
     let all = PolicyKind::all();
     let a = run_scenario(&s, &trace, &all, &RunOptions::default(), &mut |_, _| {}).unwrap();
     let b = run_scenario(&s, &trace, &all, &RunOptions::default(), &mut |_, _| {}).unwrap();
@@ -49,7 +49,7 @@ fn same_seed_same_json() {
 #[test]
 fn a_request_trace_is_deterministic_too() {
     let s = scenario("", "", POOL);
-    let t = sim_support::csv(&[0.0, 0.1, 0.2, 5.0, 50.0, 51.0, 400.0]);
+    let t = support::csv(&[0.0, 0.1, 0.2, 5.0, 50.0, 51.0, 400.0]);
     assert_eq!(
         run(&s, &t, &PolicyKind::all()).to_json(),
         run(&s, &t, &PolicyKind::all()).to_json()

@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use scale0_core::sim::trace::{self, ReadOptions};
-use scale0_core::sim::{
-    self, PolicyKind, RunOptions, Scenario, ScenarioReport, Trace, TraceFormat,
+use scale0_sim::trace::{self, ReadOptions};
+use scale0_sim::{
+    self as sim, PolicyKind, RunOptions, Scenario, ScenarioReport, Trace, TraceFormat,
 };
 
 /// A scenario over a plain CSV trace of arrival seconds, with a fixed service time.

@@ -2,9 +2,9 @@
 //! baselines and a clairvoyant lower bound.
 //!
 //! Every claim scale0 makes about cost and latency should be a number measured on real
-//! traffic. This module replays a trace through the same [`crate::policy::decide`] the
-//! Lambda functions run, fed the same [`crate::policy::Observation`] and applying the
-//! same [`crate::policy::Decision`], with a simulated clock: instances boot (and are
+//! traffic. This crate replays a trace through the same [`scale0_core::policy::decide`] the
+//! Lambda functions run, fed the same [`scale0_core::policy::Observation`] and applying the
+//! same [`scale0_core::policy::Decision`], with a simulated clock: instances boot (and are
 //! billed while they do), serve a bounded number of requests at once, drain and stop;
 //! requests queue by priority, expire at their deadline, or are shed by the worker's
 //! rules. The same scenario under other policies, and the oracle, give the comparison.
@@ -115,7 +115,7 @@ pub fn engine_params(
     workload: &Workload,
     options: &RunOptions,
 ) -> EngineParams {
-    let micros = |d: crate::duration::HumanDuration| d.0.as_micros() as Micros;
+    let micros = |d: scale0_core::duration::HumanDuration| d.0.as_micros() as Micros;
     EngineParams {
         epoch: workload.epoch,
         horizon: workload.horizon,

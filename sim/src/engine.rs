@@ -10,7 +10,7 @@
 //!   (least-outstanding, as the queue worker dispatches; its power-of-two sampling is
 //!   approximated by the exact minimum). A request that reaches its deadline while
 //!   waiting is answered `expired`. Admission uses the worker's own rules,
-//!   [`crate::admission`], when a request arrives: at most `max_held_requests` wait, a
+//!   [`scale0_core::admission`], when a request arrives: at most `max_held_requests` wait, a
 //!   full hold shedding the lowest priority first; a request whose estimated wait (the
 //!   step-capacity model over ready and booting instances, at the measured mean service
 //!   time) exceeds its deadline, or for which no capacity can come (a cap), is shed at
@@ -35,15 +35,15 @@ use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::metrics::{PolicyReport, PoolUsage, Series, Waits};
-use super::policy::{Autoscaler, Signals};
-use super::rng::{Rng, Stream};
-use super::trace::{MICROS_PER_SEC, Micros};
-use super::workload::Request;
-use crate::admission;
-use crate::config::{Deployment, Metric};
-use crate::contract::{InstanceRecord, InstanceState};
-use crate::policy::{Decision, Observation, ObservedInstance};
+use crate::metrics::{PolicyReport, PoolUsage, Series, Waits};
+use crate::policy::{Autoscaler, Signals};
+use crate::rng::{Rng, Stream};
+use crate::trace::{MICROS_PER_SEC, Micros};
+use crate::workload::Request;
+use scale0_core::admission;
+use scale0_core::config::{Deployment, Metric};
+use scale0_core::contract::{InstanceRecord, InstanceState};
+use scale0_core::policy::{Decision, Observation, ObservedInstance};
 
 /// Knobs of one run.
 #[derive(Debug, Clone)]

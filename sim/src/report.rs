@@ -2,11 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::PolicyReport;
-use super::oracle::OracleReport;
-use super::scenario::Scenario;
-use super::trace::{MICROS_PER_SEC, Trace};
-use super::workload::Workload;
+use crate::metrics::PolicyReport;
+use crate::oracle::OracleReport;
+use crate::scenario::Scenario;
+use crate::trace::{MICROS_PER_SEC, Trace};
+use crate::workload::Workload;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioReport {

@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
-use crate::policy::{Decision, Observation};
-use crate::sim::policy::{Autoscaler, Signals, Wakes, resize, secs};
-use crate::sim::trace::Micros;
+use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
+use crate::trace::Micros;
+use scale0_core::policy::{Decision, Observation};
 
 #[derive(Debug)]
 pub struct AlwaysOn {

@@ -1,10 +1,10 @@
 //! Hand-checked tiny traces through the engine, one comment per step.
 
-mod sim_support;
+mod support;
 
 use scale0_core::duration::HumanDuration;
-use scale0_core::sim::{self, PolicyKind, RunOptions, Workload};
-use sim_support::{POOL, csv, run, scenario};
+use scale0_sim::{self as sim, PolicyKind, RunOptions, Workload};
+use support::{POOL, csv, run, scenario};
 
 const HOUR: &str = "[transform]\nwindow_length = \"1h\"";
 

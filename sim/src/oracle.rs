@@ -32,9 +32,9 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::Series;
-use super::trace::{MICROS_PER_SEC, Micros};
-use super::workload::Request;
+use crate::metrics::Series;
+use crate::trace::{MICROS_PER_SEC, Micros};
+use crate::workload::Request;
 
 /// The oracle's figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

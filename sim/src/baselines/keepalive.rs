@@ -15,10 +15,10 @@
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
-use crate::duration::HumanDuration;
-use crate::policy::{Decision, Observation};
-use crate::sim::policy::{Autoscaler, Signals, Wakes, explicit, secs};
-use crate::sim::trace::Micros;
+use crate::policy::{Autoscaler, Signals, Wakes, explicit, secs};
+use crate::trace::Micros;
+use scale0_core::duration::HumanDuration;
+use scale0_core::policy::{Decision, Observation};
 
 #[derive(Debug)]
 pub struct KeepAlive {

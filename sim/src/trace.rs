@@ -787,7 +787,7 @@ mod tests {
         let mut seed = 1u64;
         for len in 0..300 {
             let bytes: Vec<u8> = (0..len)
-                .map(|_| (crate::sim::rng::splitmix64(&mut seed) & 0xff) as u8)
+                .map(|_| (crate::rng::splitmix64(&mut seed) & 0xff) as u8)
                 .collect();
             for f in TraceFormat::ALL {
                 let _ = parse(&bytes, "g", Some(f), ReadOptions::default());

@@ -13,9 +13,9 @@
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use super::rng::{Rng, Stream};
-use super::scenario::{Scenario, ServiceModel};
-use super::trace::{MICROS_PER_SEC, Micros, Trace, TraceData, TraceRequest};
+use crate::rng::{Rng, Stream};
+use crate::scenario::{Scenario, ServiceModel};
+use crate::trace::{MICROS_PER_SEC, Micros, Trace, TraceData, TraceRequest};
 
 /// One request as the engine sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,7 +319,7 @@ impl Iterator for RequestStream<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sim::trace::{ReadOptions, parse};
+    use crate::trace::{ReadOptions, parse};
 
     fn scenario(extra: &str, service: &str) -> Scenario {
         let text = format!(

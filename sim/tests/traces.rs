@@ -1,10 +1,10 @@
 //! The readers against the shared traces (skipped when absent) and against malformed
 //! files, through the public API.
 
-mod sim_support;
+mod support;
 
-use scale0_core::sim::trace::{ReadOptions, TraceData, TraceFormat, detect, parse};
-use sim_support::shared_trace;
+use scale0_sim::trace::{ReadOptions, TraceData, TraceFormat, detect, parse};
+use support::shared_trace;
 
 fn read(name: &str) -> Option<(String, Vec<u8>)> {
     let p = shared_trace(name)?;

@@ -24,9 +24,9 @@ pub use keda::Keda;
 pub use keepalive::KeepAlive;
 pub use knative::Knative;
 
-use crate::config::Deployment;
-use crate::contract::InstanceState;
-use crate::policy::Observation;
+use scale0_core::config::Deployment;
+use scale0_core::contract::InstanceState;
+use scale0_core::policy::Observation;
 
 /// What every baseline needs to know of the deployment.
 #[derive(Debug, Clone)]

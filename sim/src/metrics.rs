@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::trace::{MICROS_PER_SEC, Micros};
+use crate::trace::{MICROS_PER_SEC, Micros};
 
 /// Instance time and cost of one pool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -165,7 +165,7 @@ impl Waits {
                 if n == 0 {
                     0.0
                 } else {
-                    to_s(at(crate::percentile::rank(p, n)))
+                    to_s(at(scale0_core::percentile::rank(p, n)))
                 }
             })
             .collect();

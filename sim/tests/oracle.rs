@@ -1,11 +1,11 @@
 //! The oracle against hand-made traces and against every policy: no policy that meets
 //! the SLO for every request costs less than the bound.
 
-mod sim_support;
+mod support;
 
 use scale0_core::duration::HumanDuration;
-use scale0_core::sim::PolicyKind;
-use sim_support::{POOL, csv, run, scenario};
+use scale0_sim::PolicyKind;
+use support::{POOL, csv, run, scenario};
 
 #[test]
 fn gap_just_shorter_and_just_longer_than_the_boot() {

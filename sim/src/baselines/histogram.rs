@@ -32,9 +32,9 @@
 use chrono::{DateTime, Utc};
 
 use super::Ctx;
-use crate::policy::{Decision, Observation};
-use crate::sim::policy::{Autoscaler, Signals, Wakes, explicit, secs};
-use crate::sim::trace::Micros;
+use crate::policy::{Autoscaler, Signals, Wakes, explicit, secs};
+use crate::trace::Micros;
+use scale0_core::policy::{Decision, Observation};
 
 #[derive(Debug)]
 pub struct HybridHistogram {
@@ -221,7 +221,7 @@ impl Autoscaler for HybridHistogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use scale0_core::config::Config;
 
     fn policy() -> HybridHistogram {
         let c = Config::load(

@@ -41,9 +41,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::trace::{Micros, TraceFormat};
-use crate::config::{Config, Deployment};
-use crate::duration::HumanDuration;
+use crate::trace::{Micros, TraceFormat};
+use scale0_core::config::{Config, Deployment};
+use scale0_core::duration::HumanDuration;
 
 /// One benchmark scenario.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

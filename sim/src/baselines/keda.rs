@@ -31,9 +31,9 @@ use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 
 use super::Ctx;
-use crate::policy::{Decision, Observation};
-use crate::sim::policy::{Autoscaler, Signals, Wakes, resize, secs};
-use crate::sim::trace::Micros;
+use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
+use crate::trace::Micros;
+use scale0_core::policy::{Decision, Observation};
 
 #[derive(Debug)]
 pub struct Keda {

@@ -19,11 +19,11 @@ use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 
-use super::trace::{MICROS_PER_SEC, Micros};
-use crate::config::Deployment;
-use crate::contract::InstanceState;
-use crate::duration::HumanDuration;
-use crate::policy::{Decision, Observation, PolicyMemory, PoolDecision, decide};
+use crate::trace::{MICROS_PER_SEC, Micros};
+use scale0_core::config::Deployment;
+use scale0_core::contract::InstanceState;
+use scale0_core::duration::HumanDuration;
+use scale0_core::policy::{Decision, Observation, PolicyMemory, PoolDecision, decide};
 
 /// Facts about the simulated queue that some baselines' real systems measure directly.
 #[derive(Debug, Clone, Copy, Default)]
