@@ -816,6 +816,10 @@ impl Actor {
         let mut doomed = Vec::new();
         for (rank, (key, deadline, _)) in self.held.iter().enumerate() {
             let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                // Its deadline passed: it is answered `expired` (on_timers), not shed.
+                continue;
+            }
             if let Some(reason) = estimator.shed(base + rank as u64, remaining, self.cap_reason()) {
                 doomed.push((key, reason));
             }

@@ -14,32 +14,6 @@ use std::time::Duration;
 use common::*;
 use scale0_core::contract::InstanceState;
 
-/// A vhost for one test, deleted on drop.
-struct Vhost(String);
-
-impl Vhost {
-    fn new() -> Vhost {
-        let name = unique("vhost");
-        rabbitmqctl(&["add_vhost", &name]);
-        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
-        Vhost(name)
-    }
-
-    fn url(&self) -> String {
-        let base = amqp_url();
-        let root = base.rsplit_once('/').map_or(base.as_str(), |(r, _)| r);
-        format!("{root}/{}", self.0)
-    }
-}
-
-impl Drop for Vhost {
-    fn drop(&mut self) {
-        let _ = Command::new("rabbitmqctl")
-            .args(["delete_vhost", &self.0])
-            .output();
-    }
-}
-
 /// Count replies per correlation id.
 fn tally(replies: &[ReplyMsg]) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();

@@ -1,7 +1,8 @@
 //! Exactly one reply per delivery, against real RabbitMQ, Redis and `scale0-instance`:
 //! copies of one `message_id` run once across workers and each gets the run's reply at
 //! its own address; direct reply-to gets its replies and nothing dead-lettered; the
-//! worker logs what it cannot route, with the request's ids.
+//! worker logs what it cannot route, with the request's ids (on a vhost of its own:
+//! `rabbitmqctl`, run as root, creates it).
 
 mod common;
 
@@ -229,6 +230,10 @@ async fn direct_reply_to_gets_its_reply_and_nothing_is_dead_lettered() {
 #[tokio::test]
 async fn what_cannot_be_routed_is_logged_with_the_requests_ids() {
     let logs = Logs::get();
+    // A vhost of its own: requests for unknown deployments go to whichever worker
+    // consumes `scale0.unrouted`, and on `/` that may be another test's.
+    let vhost = Vhost::new();
+    let url = vhost.url();
     let d = unique("logged");
     let config = config(
         &d,
@@ -239,8 +244,8 @@ async fn what_cannot_be_routed_is_logged_with_the_requests_ids() {
     let store = store().await;
     let instance = start_instance(&["--slots", "4", "--decode-tokens-per-sec", "0"]);
     register(&store, &d, "i-1", &instance.url, InstanceState::Ready).await;
-    let worker = TestWorker::start(config, |_| {}).await;
-    let client = Client::new(&amqp_url(), &unique("replies")).await;
+    let worker = TestWorker::start_at(&url, config, |_| {}).await;
+    let client = Client::new(&url, &unique("replies")).await;
     let dead = tap(&client.channel, DEAD_LETTER_EXCHANGE, "").await;
     let (lost, unknown) = (unique("lost"), format!("{d}-nowhere"));
     let no_queue = unique("no-such-queue");
