@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, anyhow};
-use scale0_core::sim::{self, PolicyKind, RunOptions, Scenario, ScenarioReport};
+use scale0_sim::{self as sim, PolicyKind, RunOptions, Scenario, ScenarioReport};
 
 use crate::simulate::{self, TraceCache};
 
@@ -201,7 +201,7 @@ fn policies_section(
          *SLO met* is the share of all requests that started within the scenario's maximum wait (shed and \
          expired requests miss it); *p99 wait* is over served requests; *cold-start delayed* counts requests \
          served by an instance that became ready after they arrived. The oracle is the clairvoyant lower bound \
-         on instance time for zero queueing (`core/src/sim/oracle.rs` argues why). Every policy runs behind the \
+         on instance time for zero queueing (`sim/src/oracle.rs` argues why). Every policy runs behind the \
          same simulated worker (least-outstanding dispatch, deadlines, `core::admission` shedding); scale0 runs \
          its real `decide()` on the scenario's control loop (a 60 s EventBridge tick plus the worker's \
          activation and pressure events), `scale0@5s` the same with a 5 s tick. Service times come from token \

@@ -39,7 +39,7 @@ use scale0_core::contract::{InstanceState, ReplyStatus};
 use scale0_core::contract::{REQUESTS_EXCHANGE, headers};
 use scale0_core::duration::HumanDuration;
 use scale0_core::percentile;
-use scale0_core::sim::{Scenario, TraceFormat, Workload};
+use scale0_sim::{Scenario, TraceFormat, Workload};
 use scale0_state::Store;
 use serde::Serialize;
 

@@ -1,7 +1,7 @@
 //! `scale0 simulate --scenario FILE`: replay a trace through scale0's `decide()` and the
 //! baselines, print the comparison table, and write the JSON and an SVG plot.
 //!
-//! The simulation itself is `scale0_core::sim` (pure); this module does the edges: reading
+//! The simulation itself is `scale0_sim` (pure); this module does the edges: reading
 //! the scenario and the trace, a progress bar on stderr for runs longer than a couple of
 //! seconds, and the plot (plotters, SVG backend only: no system libraries).
 
@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plotters::prelude::*;
-use scale0_core::sim::trace::{self, ReadOptions};
-use scale0_core::sim::{
-    self, PolicyKind, RunOptions, Scenario, ScenarioReport, Series, Trace, TraceFormat,
+use scale0_sim::trace::{self, ReadOptions};
+use scale0_sim::{
+    self as sim, PolicyKind, RunOptions, Scenario, ScenarioReport, Series, Trace, TraceFormat,
 };
 
 #[derive(Debug, clap::Args)]

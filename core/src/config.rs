@@ -1,5 +1,6 @@
-//! The one configuration schema: deployments, their instance pools, the scaling policy
-//! and scheduled actions.
+//! The one configuration schema: deployments, their instance pools, the scaling policy,
+//! scheduled actions, and the cost controls (budgets, service quotas, Spot and warm
+//! pools).
 //!
 //! People write it in TOML; Lambda reads the same structure as JSON (Terraform renders
 //! it with `jsonencode`). Loading ([`Config::load`]) is three steps, and every error of
@@ -40,6 +41,116 @@ pub struct Config {
     /// the default is `local`.
     #[serde(default)]
     pub provider: ProviderSettings,
+    /// Spending limits over one or more deployments (`core::cost::budget` enforces them).
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+    /// Service quotas (in vCPUs) shared by the pools they cover, across deployments.
+    #[serde(default)]
+    pub quotas: Vec<Quota>,
+}
+
+/// A spending limit: over a period, the deployments in scope may not spend more than
+/// `limit_usd` (a hard cap, enforced before every launch).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// 1-64 of a-z 0-9 - _, unique among budgets.
+    pub name: String,
+    /// The deployments whose spend counts; absent means every deployment.
+    #[serde(default)]
+    pub deployments: Option<Vec<String>>,
+    pub period: BudgetPeriod,
+    /// The length of a rolling period; required for, and only for, `period = "rolling"`.
+    #[serde(default)]
+    pub window: Option<HumanDuration>,
+    /// IANA zone in which daily and monthly periods begin at midnight.
+    #[serde(default = "defaults::time_zone")]
+    pub time_zone: String,
+    pub limit_usd: f64,
+    /// Shares of the limit at which an alert is raised once per period, each in (0, 1].
+    #[serde(default = "defaults::alert_thresholds")]
+    pub alert_thresholds: Vec<f64>,
+    /// What the deployments do when the cap blocks a launch.
+    #[serde(default)]
+    pub at_cap: AtCap,
+}
+
+impl Budget {
+    /// Whether `deployment`'s spend counts against this budget.
+    pub fn covers(&self, deployment: &str) -> bool {
+        self.deployments
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == deployment))
+    }
+}
+
+/// The period a budget's spend is counted over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BudgetPeriod {
+    /// From midnight to midnight in the budget's time zone.
+    Daily,
+    /// From midnight of the 1st in the budget's time zone to the next 1st.
+    Monthly,
+    /// The last `window`, whatever the clock says.
+    Rolling,
+}
+
+impl fmt::Display for BudgetPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BudgetPeriod::Daily => "daily",
+            BudgetPeriod::Monthly => "monthly",
+            BudgetPeriod::Rolling => "rolling",
+        })
+    }
+}
+
+/// What a budget does to its deployments once it blocks a launch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AtCap {
+    /// No launch that could take spend past the cap; what runs keeps serving until the
+    /// cap itself forces it to stop.
+    #[default]
+    BlockScaleOut,
+    /// As `block-scale-out`, and the deployments also drain down to their pools'
+    /// `min_instances` for the rest of the period.
+    ScaleToMin,
+}
+
+impl fmt::Display for AtCap {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AtCap::BlockScaleOut => "block-scale-out",
+            AtCap::ScaleToMin => "scale-to-min",
+        })
+    }
+}
+
+/// An AWS service quota in vCPUs (e.g. `L-DB2E81BA`, "Running On-Demand G and VT
+/// instances") and the pools, in any deployment, whose instances count against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    /// The Service Quotas code, `L-` and eight hex digits.
+    pub code: String,
+    /// 1-64 of a-z 0-9 - _, unique among quotas.
+    pub name: String,
+    /// The quota's value: vCPUs the covered pools may run together.
+    pub vcpus: u32,
+    /// `"<deployment>/<pool>"` of every pool it covers.
+    pub pools: Vec<String>,
+}
+
+impl Quota {
+    /// Whether `pool` of `deployment` counts against this quota.
+    pub fn covers(&self, deployment: &str, pool: &str) -> bool {
+        self.pools.iter().any(|p| {
+            p.split_once('/')
+                .is_some_and(|(d, name)| d == deployment && name == pool)
+        })
+    }
 }
 
 /// Which instance provider the control plane drives, and its settings.
@@ -170,6 +281,10 @@ pub struct Deployment {
     pub inference_path: String,
     #[serde(default)]
     pub policy: Policy,
+    /// The first this many instances of the deployment are on-demand, whatever Spot
+    /// costs (EC2's `OnDemandBaseCapacity`): capacity that interruptions cannot take.
+    #[serde(default)]
+    pub on_demand_base: u32,
     pub pools: Vec<Pool>,
     #[serde(default)]
     pub schedules: Vec<ScheduledAction>,
@@ -199,6 +314,44 @@ pub struct Pool {
     /// provider sets `--listen`, `--id`, `--boot-delay`, `--slots` and the paths itself.
     #[serde(default)]
     pub instance_args: Vec<String>,
+    /// On-demand (the default) or Spot: reclaimable with two minutes' notice, cheaper.
+    #[serde(default)]
+    pub capacity_type: CapacityType,
+    /// vCPUs of one instance, counted against the quotas that cover the pool; required
+    /// for a pool a quota covers.
+    #[serde(default)]
+    pub vcpus_per_instance: Option<u32>,
+    /// Stopped, pre-initialised instances kept ready to start (the EC2 Auto Scaling
+    /// warm pool). On-demand pools only: AWS has no warm pool behind Spot.
+    #[serde(default)]
+    pub warm_pool_size: u32,
+    /// Start → ready of a warm instance; required when `warm_pool_size` > 0, shorter
+    /// than `boot_time`.
+    #[serde(default)]
+    pub warm_boot_time: Option<HumanDuration>,
+    /// What one stopped warm instance costs per hour (its volumes); required when
+    /// `warm_pool_size` > 0.
+    #[serde(default)]
+    pub warm_price_per_hour_usd: Option<f64>,
+}
+
+/// How a pool's instances are bought.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CapacityType {
+    #[default]
+    OnDemand,
+    /// Spare EC2 capacity: cheaper, reclaimed with a two-minute warning.
+    Spot,
+}
+
+impl fmt::Display for CapacityType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CapacityType::OnDemand => "on-demand",
+            CapacityType::Spot => "spot",
+        })
+    }
 }
 
 impl Pool {
@@ -349,6 +502,9 @@ mod defaults {
     }
     pub fn time_zone() -> String {
         "UTC".into()
+    }
+    pub fn alert_thresholds() -> Vec<f64> {
+        vec![0.8, 1.0]
     }
 }
 
@@ -557,6 +713,8 @@ impl Config {
         }
         validate_broker(&mut v, &self.broker, &self.deployments);
         validate_provider(&mut v, &self.provider, &self.deployments);
+        validate_budgets(&mut v, &self.budgets, &self.deployments);
+        validate_quotas(&mut v, &self.quotas, &self.deployments);
         if v.errors.is_empty() {
             Ok(())
         } else {
@@ -691,6 +849,22 @@ fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
                 ),
             );
         }
+        validate_pool_costs(v, &pat, p);
+    }
+    let on_demand_max: u64 = d
+        .pools
+        .iter()
+        .filter(|p| p.capacity_type == CapacityType::OnDemand)
+        .map(|p| u64::from(p.max_instances))
+        .sum();
+    if u64::from(d.on_demand_base) > on_demand_max {
+        v.err(
+            format!("{at}.on_demand_base"),
+            format!(
+                "{} exceeds the on-demand pools' total max_instances {on_demand_max}",
+                d.on_demand_base
+            ),
+        );
     }
 
     let max_total: u64 = d.pools.iter().map(|p| u64::from(p.max_instances)).sum();
@@ -741,6 +915,232 @@ fn validate_deployment(v: &mut Validator, at: &str, d: &Deployment) {
                 format!("{sat}.end"),
                 format!("{end} is not after start {start}"),
             );
+        }
+    }
+}
+
+/// Spot, warm pool and vCPU fields of one pool.
+fn validate_pool_costs(v: &mut Validator, pat: &str, p: &Pool) {
+    if p.vcpus_per_instance == Some(0) {
+        v.err(
+            format!("{pat}.vcpus_per_instance"),
+            "must be at least 1, got 0",
+        );
+    }
+    if p.warm_pool_size == 0 {
+        for (field, given) in [
+            ("warm_boot_time", p.warm_boot_time.is_some()),
+            (
+                "warm_price_per_hour_usd",
+                p.warm_price_per_hour_usd.is_some(),
+            ),
+        ] {
+            if given {
+                v.err(
+                    format!("{pat}.{field}"),
+                    "applies only to a pool with warm_pool_size > 0",
+                );
+            }
+        }
+        return;
+    }
+    if p.capacity_type == CapacityType::Spot {
+        v.err(
+            format!("{pat}.warm_pool_size"),
+            "a warm pool needs an on-demand pool: EC2 Auto Scaling cannot keep a warm pool \
+             behind Spot instances (pair an on-demand pool's warm pool with Spot pools)",
+        );
+    }
+    if p.warm_pool_size > p.max_instances {
+        v.err(
+            format!("{pat}.warm_pool_size"),
+            format!(
+                "{} exceeds max_instances {}: a warm instance starts into the pool",
+                p.warm_pool_size, p.max_instances
+            ),
+        );
+    }
+    match p.warm_boot_time {
+        None => v.err(
+            format!("{pat}.warm_boot_time"),
+            "is required when warm_pool_size > 0",
+        ),
+        Some(warm) if warm.is_zero() => v.positive(format!("{pat}.warm_boot_time"), warm),
+        Some(warm) if warm >= p.boot_time => v.err(
+            format!("{pat}.warm_boot_time"),
+            format!("{warm} must be shorter than boot_time {}", p.boot_time),
+        ),
+        Some(_) => {}
+    }
+    match p.warm_price_per_hour_usd {
+        None => v.err(
+            format!("{pat}.warm_price_per_hour_usd"),
+            "is required when warm_pool_size > 0 (what a stopped instance's volumes cost)",
+        ),
+        Some(price) if !(price.is_finite() && price >= 0.0) => v.err(
+            format!("{pat}.warm_price_per_hour_usd"),
+            format!("must be a number ≥ 0, got {price}"),
+        ),
+        Some(price) if price >= p.price_per_hour_usd => v.err(
+            format!("{pat}.warm_price_per_hour_usd"),
+            format!(
+                "{price} must be less than price_per_hour_usd {} (a stopped instance \
+                 costs less than a running one)",
+                p.price_per_hour_usd
+            ),
+        ),
+        Some(_) => {}
+    }
+}
+
+/// The shortest and longest rolling budget window. The ledger keeps spend in
+/// 15-minute buckets (so an hour is the shortest window it measures well) for 32
+/// days (the longest month, plus a day).
+pub const MIN_ROLLING_WINDOW: HumanDuration = HumanDuration::from_secs(3600);
+pub const MAX_ROLLING_WINDOW: HumanDuration = HumanDuration::from_secs(31 * 86_400);
+
+fn validate_budgets(v: &mut Validator, budgets: &[Budget], deployments: &[Deployment]) {
+    let mut names = HashSet::new();
+    for b in budgets {
+        let at = format!("budgets[{}]", b.name);
+        check_name(v, format!("{at}.name"), &b.name);
+        if !names.insert(b.name.as_str()) {
+            v.err(format!("{at}.name"), "duplicate budget name");
+        }
+        if let Some(scope) = &b.deployments {
+            if scope.is_empty() {
+                v.err(
+                    format!("{at}.deployments"),
+                    "names no deployment (leave it out to cover every deployment)",
+                );
+            }
+            let mut seen = HashSet::new();
+            for name in scope {
+                if !deployments.iter().any(|d| &d.name == name) {
+                    v.err(
+                        format!("{at}.deployments"),
+                        format!("`{name}` is not a configured deployment"),
+                    );
+                } else if !seen.insert(name.as_str()) {
+                    v.err(
+                        format!("{at}.deployments"),
+                        format!("`{name}` is listed twice"),
+                    );
+                }
+            }
+        }
+        match (b.period, b.window) {
+            (BudgetPeriod::Rolling, None) => v.err(
+                format!("{at}.window"),
+                "is required when period = \"rolling\" (e.g. window = \"7d\")",
+            ),
+            (BudgetPeriod::Rolling, Some(w))
+                if w < MIN_ROLLING_WINDOW || w > MAX_ROLLING_WINDOW =>
+            {
+                v.err(
+                    format!("{at}.window"),
+                    format!("{w} must be between {MIN_ROLLING_WINDOW} and {MAX_ROLLING_WINDOW}"),
+                )
+            }
+            (BudgetPeriod::Daily | BudgetPeriod::Monthly, Some(_)) => v.err(
+                format!("{at}.window"),
+                format!(
+                    "applies only to period = \"rolling\" (a {} period is fixed by the calendar)",
+                    b.period
+                ),
+            ),
+            _ => {}
+        }
+        if b.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            v.err(
+                format!("{at}.time_zone"),
+                format!("unknown IANA time zone `{}`", b.time_zone),
+            );
+        }
+        v.positive_number(format!("{at}.limit_usd"), b.limit_usd);
+        let mut seen: Vec<f64> = Vec::new();
+        for &t in &b.alert_thresholds {
+            if !(t.is_finite() && t > 0.0 && t <= 1.0) {
+                v.err(
+                    format!("{at}.alert_thresholds"),
+                    format!("{t} must be a share of the limit in (0, 1]"),
+                );
+            } else if seen.contains(&t) {
+                v.err(
+                    format!("{at}.alert_thresholds"),
+                    format!("{t} is listed twice"),
+                );
+            }
+            seen.push(t);
+        }
+    }
+}
+
+/// The form of a Service Quotas code: `L-` and eight upper-case hex digits.
+fn is_quota_code(code: &str) -> bool {
+    code.strip_prefix("L-").is_some_and(|hex| {
+        hex.len() == 8
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+    })
+}
+
+fn validate_quotas(v: &mut Validator, quotas: &[Quota], deployments: &[Deployment]) {
+    let mut names = HashSet::new();
+    for q in quotas {
+        let at = format!("quotas[{}]", q.name);
+        check_name(v, format!("{at}.name"), &q.name);
+        if !names.insert(q.name.as_str()) {
+            v.err(format!("{at}.name"), "duplicate quota name");
+        }
+        if !is_quota_code(&q.code) {
+            v.err(
+                format!("{at}.code"),
+                format!(
+                    "`{}` is not a Service Quotas code (`L-` and 8 hex digits, e.g. L-DB2E81BA)",
+                    q.code
+                ),
+            );
+        }
+        if q.vcpus == 0 {
+            v.err(format!("{at}.vcpus"), "must be at least 1, got 0");
+        }
+        if q.pools.is_empty() {
+            v.err(
+                format!("{at}.pools"),
+                "must name at least one \"<deployment>/<pool>\"",
+            );
+        }
+        let mut seen = HashSet::new();
+        for entry in &q.pools {
+            let Some((dname, pname)) = entry.split_once('/') else {
+                v.err(
+                    format!("{at}.pools"),
+                    format!("`{entry}` must be \"<deployment>/<pool>\""),
+                );
+                continue;
+            };
+            let Some(pool) = deployments
+                .iter()
+                .find(|d| d.name == dname)
+                .and_then(|d| d.pools.iter().find(|p| p.name == pname))
+            else {
+                v.err(
+                    format!("{at}.pools"),
+                    format!("`{entry}`: no pool `{pname}` in a deployment `{dname}`"),
+                );
+                continue;
+            };
+            if !seen.insert(entry.as_str()) {
+                v.err(format!("{at}.pools"), format!("`{entry}` is listed twice"));
+            }
+            if pool.vcpus_per_instance.is_none() {
+                v.err(
+                    format!("deployments[{dname}].pools[{pname}].vcpus_per_instance"),
+                    format!("is required: quota {} covers this pool", q.name),
+                );
+            }
         }
     }
 }
@@ -908,6 +1308,23 @@ mod tests {
                 ("cron(0 18 ? * MON-FRI *)", "Europe/London", Some(0)),
             ]
         );
+    }
+
+    #[test]
+    fn the_shipped_aws_example_is_valid() {
+        let c = Config::load(include_str!("../../examples/aws.toml")).unwrap();
+        assert_eq!(c.provider.kind, ProviderKind::AwsAsg);
+        assert_eq!(c.budgets.len(), 2);
+        assert_eq!(c.quotas.len(), 2);
+        let chat = c.deployment("chat").unwrap();
+        assert_eq!(chat.on_demand_base, 1);
+        let warm: Vec<_> = chat
+            .pools
+            .iter()
+            .filter(|p| p.warm_pool_size > 0)
+            .map(|p| (p.name.as_str(), p.capacity_type))
+            .collect();
+        assert_eq!(warm, [("a10g-on-demand", CapacityType::OnDemand)]);
     }
 
     const MINIMAL: &str = r#"
@@ -1131,6 +1548,345 @@ mod tests {
         assert!(
             Config::from_toml_str(&format!("{MINIMAL}\n[provider]\nkind = \"k8s\"\n")).is_err()
         );
+    }
+
+    /// Two deployments, a Spot pool with an on-demand pool holding a warm pool, a
+    /// budget and a quota: every cost-control field the schema has.
+    const COSTED: &str = r#"
+        [[budgets]]
+        name = "gpu-monthly"
+        deployments = ["chat"]
+        period = "monthly"
+        time_zone = "Europe/London"
+        limit_usd = 500.0
+        alert_thresholds = [0.5, 0.8, 1.0]
+        at_cap = "block-scale-out"
+
+        [[budgets]]
+        name = "weekly"
+        period = "rolling"
+        window = "7d"
+        limit_usd = 2000.0
+        at_cap = "scale-to-min"
+
+        [[quotas]]
+        code = "L-DB2E81BA"
+        name = "running-on-demand-g-vt"
+        vcpus = 64
+        pools = ["chat/a10g-on-demand"]
+
+        [[deployments]]
+        name = "chat"
+        on_demand_base = 1
+        [[deployments.pools]]
+        name = "a10g-spot"
+        capacity_type = "spot"
+        max_instances = 8
+        slots = 8
+        price_per_hour_usd = 0.45
+        boot_time = "90s"
+        [[deployments.pools]]
+        name = "a10g-on-demand"
+        vcpus_per_instance = 4
+        max_instances = 4
+        slots = 8
+        price_per_hour_usd = 1.01
+        boot_time = "90s"
+        warm_pool_size = 1
+        warm_boot_time = "30s"
+        warm_price_per_hour_usd = 0.01
+
+        [[deployments]]
+        name = "embed"
+        [[deployments.pools]]
+        name = "l4"
+        max_instances = 4
+        slots = 16
+        price_per_hour_usd = 0.80
+        boot_time = "60s"
+    "#;
+
+    #[test]
+    fn cost_controls_parse_with_their_defaults() {
+        let c = Config::load(COSTED).unwrap();
+        let [monthly, weekly] = &c.budgets[..] else {
+            panic!("two budgets")
+        };
+        assert_eq!(monthly.period, BudgetPeriod::Monthly);
+        assert!(monthly.covers("chat") && !monthly.covers("embed"));
+        assert_eq!(weekly.time_zone, "UTC");
+        assert_eq!(weekly.alert_thresholds, [0.8, 1.0]);
+        assert_eq!(weekly.window, Some(HumanDuration::from_secs(7 * 86_400)));
+        assert!(weekly.covers("chat") && weekly.covers("embed"));
+        assert_eq!(weekly.at_cap, AtCap::ScaleToMin);
+        assert!(c.quotas[0].covers("chat", "a10g-on-demand"));
+        assert!(!c.quotas[0].covers("chat", "a10g-spot"));
+        let chat = &c.deployments[0];
+        assert_eq!(chat.on_demand_base, 1);
+        assert_eq!(chat.pools[0].capacity_type, CapacityType::Spot);
+        assert_eq!(chat.pools[1].capacity_type, CapacityType::OnDemand);
+        assert_eq!(
+            chat.pools[1].warm_boot_time,
+            Some(HumanDuration::from_secs(30))
+        );
+        let embed = &c.deployments[1];
+        assert_eq!(embed.on_demand_base, 0);
+        assert_eq!(embed.pools[0].warm_pool_size, 0);
+        assert_eq!(embed.pools[0].vcpus_per_instance, None);
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(Config::load(&json).unwrap(), c);
+        let toml_again = toml::to_string(&c).unwrap();
+        assert_eq!(Config::load(&toml_again).unwrap(), c);
+        // A config without cost controls has none.
+        let plain = Config::load(MINIMAL).unwrap();
+        assert!(plain.budgets.is_empty() && plain.quotas.is_empty());
+    }
+
+    /// Each case edits the costed config (`from` → `to`, once) and names the field the
+    /// rejection must name.
+    #[test]
+    fn malformed_cost_controls_are_rejected_naming_the_field() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "budget name",
+                "name = \"gpu-monthly\"",
+                "name = \"GPU monthly\"",
+                "budgets[GPU monthly].name",
+            ),
+            (
+                "duplicate budget",
+                "name = \"weekly\"",
+                "name = \"gpu-monthly\"",
+                "budgets[gpu-monthly].name",
+            ),
+            (
+                "unknown deployment in scope",
+                "deployments = [\"chat\"]",
+                "deployments = [\"chat\", \"caht\"]",
+                "budgets[gpu-monthly].deployments",
+            ),
+            (
+                "empty scope",
+                "deployments = [\"chat\"]",
+                "deployments = []",
+                "budgets[gpu-monthly].deployments",
+            ),
+            (
+                "deployment listed twice",
+                "deployments = [\"chat\"]",
+                "deployments = [\"chat\", \"chat\"]",
+                "budgets[gpu-monthly].deployments",
+            ),
+            (
+                "rolling without window",
+                "window = \"7d\"",
+                "",
+                "budgets[weekly].window",
+            ),
+            (
+                "window on a calendar period",
+                "period = \"monthly\"",
+                "period = \"monthly\"\nwindow = \"30d\"",
+                "budgets[gpu-monthly].window",
+            ),
+            (
+                "window too short",
+                "window = \"7d\"",
+                "window = \"10m\"",
+                "budgets[weekly].window",
+            ),
+            (
+                "window too long",
+                "window = \"7d\"",
+                "window = \"40d\"",
+                "budgets[weekly].window",
+            ),
+            (
+                "unknown time zone",
+                "Europe/London",
+                "Europe/Londn",
+                "budgets[gpu-monthly].time_zone",
+            ),
+            (
+                "zero limit",
+                "limit_usd = 500.0",
+                "limit_usd = 0.0",
+                "budgets[gpu-monthly].limit_usd",
+            ),
+            (
+                "negative limit",
+                "limit_usd = 500.0",
+                "limit_usd = -5.0",
+                "budgets[gpu-monthly].limit_usd",
+            ),
+            (
+                "threshold above 1",
+                "[0.5, 0.8, 1.0]",
+                "[0.5, 1.2]",
+                "budgets[gpu-monthly].alert_thresholds",
+            ),
+            (
+                "threshold 0",
+                "[0.5, 0.8, 1.0]",
+                "[0.0, 1.0]",
+                "budgets[gpu-monthly].alert_thresholds",
+            ),
+            (
+                "threshold twice",
+                "[0.5, 0.8, 1.0]",
+                "[0.5, 0.5]",
+                "budgets[gpu-monthly].alert_thresholds",
+            ),
+            (
+                "quota code",
+                "L-DB2E81BA",
+                "DB2E81BA",
+                "quotas[running-on-demand-g-vt].code",
+            ),
+            (
+                "quota code lower case",
+                "L-DB2E81BA",
+                "L-db2e81ba",
+                "quotas[running-on-demand-g-vt].code",
+            ),
+            (
+                "quota name",
+                "name = \"running-on-demand-g-vt\"",
+                "name = \"\"",
+                "quotas[].name",
+            ),
+            (
+                "zero vcpus",
+                "vcpus = 64",
+                "vcpus = 0",
+                "quotas[running-on-demand-g-vt].vcpus",
+            ),
+            (
+                "no pools",
+                "pools = [\"chat/a10g-on-demand\"]",
+                "pools = []",
+                "quotas[running-on-demand-g-vt].pools",
+            ),
+            (
+                "pool without deployment",
+                "pools = [\"chat/a10g-on-demand\"]",
+                "pools = [\"a10g-on-demand\"]",
+                "quotas[running-on-demand-g-vt].pools",
+            ),
+            (
+                "unknown pool",
+                "pools = [\"chat/a10g-on-demand\"]",
+                "pools = [\"chat/h100\"]",
+                "quotas[running-on-demand-g-vt].pools",
+            ),
+            (
+                "covered pool without vcpus",
+                "pools = [\"chat/a10g-on-demand\"]",
+                "pools = [\"chat/a10g-on-demand\", \"embed/l4\"]",
+                "deployments[embed].pools[l4].vcpus_per_instance",
+            ),
+            (
+                "zero vcpus per instance",
+                "vcpus_per_instance = 4",
+                "vcpus_per_instance = 0",
+                "deployments[chat].pools[a10g-on-demand].vcpus_per_instance",
+            ),
+            (
+                "warm pool on spot",
+                "capacity_type = \"spot\"",
+                "capacity_type = \"spot\"\nwarm_pool_size = 1\nwarm_boot_time = \"30s\"\n\
+                 warm_price_per_hour_usd = 0.01",
+                "deployments[chat].pools[a10g-spot].warm_pool_size",
+            ),
+            (
+                "warm pool over max",
+                "warm_pool_size = 1",
+                "warm_pool_size = 5",
+                "deployments[chat].pools[a10g-on-demand].warm_pool_size",
+            ),
+            (
+                "warm boot missing",
+                "warm_boot_time = \"30s\"",
+                "",
+                "deployments[chat].pools[a10g-on-demand].warm_boot_time",
+            ),
+            (
+                "warm boot not shorter",
+                "warm_boot_time = \"30s\"",
+                "warm_boot_time = \"90s\"",
+                "deployments[chat].pools[a10g-on-demand].warm_boot_time",
+            ),
+            (
+                "warm boot zero",
+                "warm_boot_time = \"30s\"",
+                "warm_boot_time = \"0s\"",
+                "deployments[chat].pools[a10g-on-demand].warm_boot_time",
+            ),
+            (
+                "warm price missing",
+                "warm_price_per_hour_usd = 0.01",
+                "",
+                "deployments[chat].pools[a10g-on-demand].warm_price_per_hour_usd",
+            ),
+            (
+                "warm price negative",
+                "warm_price_per_hour_usd = 0.01",
+                "warm_price_per_hour_usd = -0.01",
+                "deployments[chat].pools[a10g-on-demand].warm_price_per_hour_usd",
+            ),
+            (
+                "warm price above running",
+                "warm_price_per_hour_usd = 0.01",
+                "warm_price_per_hour_usd = 2.0",
+                "deployments[chat].pools[a10g-on-demand].warm_price_per_hour_usd",
+            ),
+            (
+                "warm fields without a warm pool",
+                "warm_pool_size = 1",
+                "warm_pool_size = 0",
+                "deployments[chat].pools[a10g-on-demand].warm_boot_time",
+            ),
+            (
+                "on-demand base over the on-demand pools",
+                "on_demand_base = 1",
+                "on_demand_base = 5",
+                "deployments[chat].on_demand_base",
+            ),
+        ];
+        for (name, from, to, field) in cases {
+            assert_eq!(
+                COSTED.matches(from).count(),
+                1,
+                "{name}: `{from}` must occur once"
+            );
+            let edited = COSTED.replacen(from, to, 1);
+            let Err(LoadError::Invalid(ValidationErrors(errors))) = Config::load(&edited) else {
+                panic!("{name}: must be rejected");
+            };
+            assert!(
+                errors.iter().any(|e| e.field == *field),
+                "{name}: expected an error on {field}, got {errors:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_cost_enums_and_keys_fail_to_parse_naming_them() {
+        let cases = [
+            ("period = \"monthly\"", "period = \"weekly\"", "weekly"),
+            ("at_cap = \"block-scale-out\"", "at_cap = \"stop\"", "stop"),
+            (
+                "capacity_type = \"spot\"",
+                "capacity_type = \"Spot\"",
+                "Spot",
+            ),
+            ("vcpus = 64", "vcpus = 64\nvcpu = 4", "unknown field `vcpu`"),
+            ("limit_usd = 500.0", "limit_usd = \"500\"", "limit_usd"),
+        ];
+        for (from, to, named) in cases {
+            let err = Config::from_toml_str(&COSTED.replacen(from, to, 1)).unwrap_err();
+            assert!(err.0.contains(named), "{to}: {err}");
+        }
     }
 
     #[test]

@@ -20,8 +20,6 @@
 //!   zones, and the scheduled floors and ceilings active at an instant.
 //! - [`policy`]: `decide()` and the parts it composes.
 //! - [`contract`]: the types every side of the wire shares.
-//! - [`sim`]: the trace-replay simulator: trace readers, scenarios, the event engine,
-//!   baseline policies and the oracle, driving the same `decide()`.
 //! - [`admission`]: the queue worker's shedding rules and wait estimate.
 //! - [`percentile`]: the nearest-rank rule every reported percentile uses.
 
@@ -33,4 +31,3 @@ pub mod duration;
 pub mod percentile;
 pub mod policy;
 pub mod schedule;
-pub mod sim;

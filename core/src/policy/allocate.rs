@@ -172,6 +172,11 @@ mod tests {
             boot_time: HumanDuration::from_secs(90),
             asg_name: None,
             instance_args: Vec::new(),
+            capacity_type: crate::config::CapacityType::OnDemand,
+            vcpus_per_instance: None,
+            warm_pool_size: 0,
+            warm_boot_time: None,
+            warm_price_per_hour_usd: None,
         }
     }
 

@@ -708,7 +708,7 @@ proptest! {
 
     #[test]
     fn decide_keeps_its_invariants(spec in arb_spec(), obs in arb_observation(), warm in prop::bool::ANY, dt in 0i64..900) {
-        let valid = Config { deployments: vec![spec.clone()], broker: Default::default(), provider: Default::default() }.validate();
+        let valid = Config { deployments: vec![spec.clone()], broker: Default::default(), provider: Default::default(), budgets: Vec::new(), quotas: Vec::new() }.validate();
         prop_assert!(valid.is_ok(), "{:?}", valid);
         // Optionally warm the memory with an earlier decision on the same observation.
         let mem = if warm { decide(t0() - secs(dt), &spec, &obs, &PolicyMemory::default()).memory } else { PolicyMemory::default() };

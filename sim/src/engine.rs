@@ -1,0 +1,925 @@
+//! The discrete-event engine: one deployment, one policy, one request stream.
+//!
+//! What it models, and the choices where the system leaves room:
+//!
+//! - **Instances** are launched by decisions, boot (billed from launch), turn ready, serve
+//!   up to their pool's `slots` requests at once, and stop when told, or when draining
+//!   and empty. A terminated instance loses the requests it was serving (`failed`).
+//! - **The worker** holds requests in priority order (FIFO within a priority) and hands
+//!   one to the ready instance with the fewest requests in flight whenever a slot frees
+//!   (least-outstanding, as the queue worker dispatches; its power-of-two sampling is
+//!   approximated by the exact minimum). A request that reaches its deadline while
+//!   waiting is answered `expired`. Admission uses the worker's own rules,
+//!   [`scale0_core::admission`], when a request arrives: at most `max_held_requests` wait, a
+//!   full hold shedding the lowest priority first; a request whose estimated wait (the
+//!   step-capacity model over ready and booting instances, at the measured mean service
+//!   time) exceeds its deadline, or for which no capacity can come (a cap), is shed at
+//!   once. (The worker may also re-check held requests later; here a request admitted
+//!   is held until served or expired.) Every policy runs behind the same worker, so
+//!   only the scaling differs.
+//! - **Control events**: on an arrival the worker raises `activation` when no instance is
+//!   ready or booting, and `pressure` when demand exceeds the policy's threshold times
+//!   ready and booting slots; the policy decides `activation_latency` later. At most one
+//!   such call is pending at a time (the worker rate-limits per deployment).
+//! - **Metric delay**: queue depth, held and in-flight counts (and the concurrency
+//!   integral) a decision sees are those of `metric_delay` earlier; the instance
+//!   registry is current, as it is in Redis.
+//!
+//! Events at the same instant run in a fixed order — boots, completions, expiries,
+//! arrivals, decisions — and ties by instance index, so a run is a pure function of its
+//! inputs: same scenario and seed, same numbers, bit for bit.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::metrics::{PolicyReport, PoolUsage, Series, Waits};
+use crate::policy::{Autoscaler, Signals};
+use crate::rng::{Rng, Stream};
+use crate::trace::{MICROS_PER_SEC, Micros};
+use crate::workload::Request;
+use scale0_core::admission;
+use scale0_core::config::{Deployment, Metric};
+use scale0_core::contract::{InstanceRecord, InstanceState};
+use scale0_core::policy::{Decision, Observation, ObservedInstance};
+
+/// Knobs of one run.
+#[derive(Debug, Clone)]
+pub struct EngineParams {
+    /// Wall-clock instant of simulated time 0 (decisions see `epoch + t`).
+    pub epoch: DateTime<Utc>,
+    /// End of the accounting window.
+    pub horizon: Micros,
+    pub slo: Micros,
+    pub deadline: Micros,
+    pub activation_latency: Micros,
+    pub metric_delay: Micros,
+    pub boot_spread: f64,
+    pub seed: u64,
+    /// Pool that `initial_ready` instances belong to.
+    pub reference_pool: usize,
+    pub series_buckets: usize,
+    /// Let policies that claim it skip ticks while the deployment is empty.
+    pub skip_idle_ticks: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Booting,
+    Ready,
+    Draining,
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+struct Inst {
+    pool: usize,
+    state: State,
+    launched: Micros,
+    /// When it became (or will become) ready.
+    ready_at: Micros,
+    in_flight: u32,
+    slots: u32,
+    /// When its last request finished (or it became ready).
+    idle_from: Micros,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    at: Micros,
+    service: Micros,
+    deadline: Micros,
+}
+
+/// Event kinds in their order at equal times.
+const EV_BOOT: u8 = 0;
+const EV_DONE: u8 = 1;
+
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    t: Micros,
+    waiting: u64,
+    in_flight: u64,
+    integral: f64,
+}
+
+const SERVICE_WINDOW: usize = 500;
+const BOOT_WINDOW: usize = 20;
+
+struct Engine<'a> {
+    spec: &'a Deployment,
+    p: EngineParams,
+    now: Micros,
+    instances: Vec<Inst>,
+    /// Indices of instances not stopped, in launch order; `obs.instances` is parallel.
+    active: Vec<usize>,
+    obs: Observation,
+    queues: [VecDeque<Waiting>; 10],
+    waiting_by_priority: [u64; 10],
+    waiting: u64,
+    in_flight: u64,
+    ready_count: u32,
+    booting_count: u32,
+    ready_slots: u32,
+    booting_slots: u32,
+    free_ready_slots: u64,
+    events: BinaryHeap<Reverse<(Micros, u8, usize)>>,
+    boot_rng: Rng,
+    cap_slots: Option<f64>,
+    /// Mean service time of recent completions (the worker's measurement).
+    service_ring: VecDeque<Micros>,
+    service_sum: i128,
+    latency_ring: VecDeque<Micros>,
+    track_latency: bool,
+    // Policy-facing accounting.
+    integral: f64,
+    snapshots: VecDeque<Snapshot>,
+    peak_in_system: u64,
+    idle_since: Option<Micros>,
+    last_completion: Option<Micros>,
+    idle_times: Vec<Micros>,
+    collect_idle_times: bool,
+    last_arrival: Option<Micros>,
+    /// Per active instance, for [`Signals::last_busy`]; refilled at each decision.
+    last_busy: Vec<Micros>,
+    /// Scenario metric delay plus the policy's own.
+    delay: Micros,
+    // Report.
+    requests: u64,
+    shed: u64,
+    expired: u64,
+    failed: u64,
+    within_slo: u64,
+    cold: u64,
+    waits: Waits,
+    launches: Vec<u64>,
+    billed: Vec<i128>,
+    zero_time: Micros,
+    peak_instances: u32,
+    decisions: u64,
+    series: Series,
+}
+
+/// Replay `requests` (sorted by arrival) against `policy`. `progress` is called now and
+/// then with the share of simulated time done.
+pub fn run(
+    spec: &Deployment,
+    params: EngineParams,
+    requests: impl Iterator<Item = Request>,
+    policy: &mut dyn Autoscaler,
+    progress: &mut dyn FnMut(f64),
+) -> PolicyReport {
+    let mut e = Engine::new(spec, params, policy);
+    e.run(requests, policy, progress);
+    e.report(policy.name())
+}
+
+impl<'a> Engine<'a> {
+    fn new(spec: &'a Deployment, p: EngineParams, policy: &dyn Autoscaler) -> Engine<'a> {
+        let track_latency = spec
+            .policy
+            .step_rules
+            .iter()
+            .any(|r| r.metric == Metric::LatencyP95Ms);
+        let mut obs = Observation::default();
+        for pool in &spec.pools {
+            obs.recent_boot_times.insert(pool.name.clone(), Vec::new());
+        }
+        let series = Series::new(p.horizon, p.series_buckets);
+        let boot_rng = Rng::stream(p.seed, Stream::Boot);
+        Engine {
+            spec,
+            now: 0,
+            instances: Vec::new(),
+            active: Vec::new(),
+            obs,
+            queues: Default::default(),
+            waiting_by_priority: [0; 10],
+            waiting: 0,
+            in_flight: 0,
+            ready_count: 0,
+            booting_count: 0,
+            ready_slots: 0,
+            booting_slots: 0,
+            free_ready_slots: 0,
+            events: BinaryHeap::new(),
+            boot_rng,
+            cap_slots: None,
+            service_ring: VecDeque::with_capacity(SERVICE_WINDOW),
+            service_sum: 0,
+            latency_ring: VecDeque::new(),
+            track_latency,
+            integral: 0.0,
+            snapshots: VecDeque::new(),
+            peak_in_system: 0,
+            idle_since: Some(0),
+            last_completion: None,
+            idle_times: Vec::new(),
+            collect_idle_times: policy.wants_idle_times(),
+            last_arrival: None,
+            last_busy: Vec::new(),
+            delay: p.metric_delay + policy.extra_metric_delay(),
+            requests: 0,
+            shed: 0,
+            expired: 0,
+            failed: 0,
+            within_slo: 0,
+            cold: 0,
+            waits: Waits::default(),
+            launches: vec![0; spec.pools.len()],
+            billed: vec![0; spec.pools.len()],
+            zero_time: 0,
+            peak_instances: 0,
+            decisions: 0,
+            series,
+            p,
+        }
+    }
+
+    fn at(&self, t: Micros) -> DateTime<Utc> {
+        self.p.epoch + TimeDelta::microseconds(t)
+    }
+
+    fn in_system(&self) -> u64 {
+        self.waiting + self.in_flight
+    }
+
+    /// Move the clock to `t`, accounting for the state that held since `now`.
+    #[inline]
+    fn advance(&mut self, t: Micros) {
+        let from = self.now;
+        if t <= from {
+            return;
+        }
+        let in_system = self.in_system();
+        self.integral += in_system as f64 * (t - from) as f64 / MICROS_PER_SEC as f64;
+        if self.active.is_empty() && from < self.p.horizon {
+            self.zero_time += t.min(self.p.horizon) - from;
+        }
+        if from < self.p.horizon {
+            self.series.record(
+                from,
+                t,
+                in_system.min(u64::from(u32::MAX)) as u32,
+                self.ready_slots,
+                self.booting_slots,
+            );
+        }
+        self.now = t;
+    }
+
+    /// Record the counts a delayed observer will see.
+    #[inline]
+    fn note(&mut self) {
+        let in_system = self.in_system();
+        if in_system > self.peak_in_system {
+            self.peak_in_system = in_system;
+        }
+        if self.delay == 0 {
+            return;
+        }
+        let s = Snapshot {
+            t: self.now,
+            waiting: self.waiting,
+            in_flight: self.in_flight,
+            integral: self.integral,
+        };
+        match self.snapshots.back_mut() {
+            Some(last) if last.t == s.t => *last = s,
+            _ => self.snapshots.push_back(s),
+        }
+    }
+
+    /// (waiting, in flight, integral) as of `t`.
+    fn delayed(&mut self, t: Micros) -> (u64, u64, f64) {
+        while self.snapshots.len() >= 2 && self.snapshots[1].t <= t {
+            self.snapshots.pop_front();
+        }
+        match self.snapshots.front() {
+            Some(s) if s.t <= t => (
+                s.waiting,
+                s.in_flight,
+                s.integral
+                    + (s.waiting + s.in_flight) as f64 * (t - s.t) as f64 / MICROS_PER_SEC as f64,
+            ),
+            _ => (0, 0, 0.0),
+        }
+    }
+
+    fn mean_service(&self) -> Micros {
+        if self.service_ring.is_empty() {
+            self.spec.expected_service_time.0.as_micros() as Micros
+        } else {
+            (self.service_sum / self.service_ring.len() as i128) as Micros
+        }
+    }
+
+    // ---- instances -------------------------------------------------------------------
+
+    fn launch(&mut self, pool: usize, ready_now: bool) {
+        let p = &self.spec.pools[pool];
+        let idx = self.instances.len();
+        let boot = if ready_now {
+            0
+        } else {
+            let nominal = p.boot_time.0.as_micros() as f64;
+            let spread = self.p.boot_spread;
+            let factor = if spread > 0.0 {
+                1.0 - spread + 2.0 * spread * self.boot_rng.next_f64()
+            } else {
+                1.0
+            };
+            ((nominal * factor).round() as Micros).max(1)
+        };
+        let inst = Inst {
+            pool,
+            state: if ready_now {
+                State::Ready
+            } else {
+                State::Booting
+            },
+            launched: self.now,
+            ready_at: self.now + boot,
+            in_flight: 0,
+            slots: p.slots,
+            idle_from: self.now + boot,
+        };
+        self.obs.instances.push(ObservedInstance {
+            record: InstanceRecord {
+                id: format!("i-{idx}"),
+                deployment: self.spec.name.clone(),
+                pool: p.name.clone(),
+                state: if ready_now {
+                    InstanceState::Ready
+                } else {
+                    InstanceState::Booting
+                },
+                endpoint: None,
+                launched_at: self.at(self.now),
+                ready_at: ready_now.then(|| self.at(self.now)),
+                draining_since: None,
+                failures: 0,
+            },
+            in_flight: 0,
+        });
+        if ready_now {
+            self.ready_count += 1;
+            self.ready_slots += p.slots;
+            self.free_ready_slots += u64::from(p.slots);
+        } else {
+            self.booting_count += 1;
+            self.booting_slots += p.slots;
+            self.events.push(Reverse((inst.ready_at, EV_BOOT, idx)));
+        }
+        self.instances.push(inst);
+        self.active.push(idx);
+        self.launches[pool] += 1;
+        self.peak_instances = self.peak_instances.max(self.active.len() as u32);
+        self.idle_since_check();
+    }
+
+    fn position(&self, idx: usize) -> Option<usize> {
+        self.active.iter().position(|&i| i == idx)
+    }
+
+    fn stop(&mut self, idx: usize) {
+        let Some(pos) = self.position(idx) else {
+            return;
+        };
+        let inst = &mut self.instances[idx];
+        match inst.state {
+            State::Booting => {
+                self.booting_count -= 1;
+                self.booting_slots -= inst.slots;
+            }
+            State::Ready => {
+                self.ready_count -= 1;
+                self.ready_slots -= inst.slots;
+                self.free_ready_slots -= u64::from(inst.slots - inst.in_flight);
+            }
+            State::Draining | State::Stopped => {}
+        }
+        inst.state = State::Stopped;
+        if inst.in_flight > 0 {
+            // Terminated while serving: those requests are lost.
+            self.failed += u64::from(inst.in_flight);
+            self.in_flight -= u64::from(inst.in_flight);
+            inst.in_flight = 0;
+        }
+        let h = self.p.horizon;
+        let clip = |x: Micros| x.clamp(0, h);
+        self.billed[inst.pool] += i128::from(clip(self.now) - clip(inst.launched));
+        self.active.remove(pos);
+        self.obs.instances.remove(pos);
+        self.note();
+    }
+
+    fn drain(&mut self, idx: usize) {
+        let Some(pos) = self.position(idx) else {
+            return;
+        };
+        let inst = &mut self.instances[idx];
+        match inst.state {
+            State::Booting => self.stop(idx),
+            State::Ready if inst.in_flight == 0 => self.stop(idx),
+            State::Ready => {
+                inst.state = State::Draining;
+                self.ready_count -= 1;
+                self.ready_slots -= inst.slots;
+                self.free_ready_slots -= u64::from(inst.slots - inst.in_flight);
+                let since = self.at(self.now);
+                let rec = &mut self.obs.instances[pos].record;
+                rec.state = InstanceState::Draining;
+                rec.draining_since = Some(since);
+            }
+            State::Draining | State::Stopped => {}
+        }
+    }
+
+    fn boot_done(&mut self, idx: usize) {
+        if self.instances[idx].state != State::Booting {
+            return;
+        }
+        let Some(pos) = self.position(idx) else {
+            return;
+        };
+        let inst = &mut self.instances[idx];
+        inst.state = State::Ready;
+        inst.idle_from = self.now;
+        let boot = Duration::from_micros((self.now - inst.launched) as u64);
+        let slots = inst.slots;
+        let pool = inst.pool;
+        self.booting_count -= 1;
+        self.booting_slots -= slots;
+        self.ready_count += 1;
+        self.ready_slots += slots;
+        self.free_ready_slots += u64::from(slots);
+        let ready_at = self.at(self.now);
+        let rec = &mut self.obs.instances[pos].record;
+        rec.state = InstanceState::Ready;
+        rec.ready_at = Some(ready_at);
+        let boots = self
+            .obs
+            .recent_boot_times
+            .get_mut(&self.spec.pools[pool].name)
+            .expect("every pool has a boot list");
+        boots.push(boot);
+        if boots.len() > BOOT_WINDOW {
+            boots.remove(0);
+        }
+        self.dispatch();
+    }
+
+    // ---- requests --------------------------------------------------------------------
+
+    fn idle_since_check(&mut self) {
+        if self.in_system() == 0 {
+            if self.idle_since.is_none() {
+                self.idle_since = Some(self.now);
+            }
+        } else {
+            self.idle_since = None;
+        }
+    }
+
+    /// Hand waiting requests to free slots.
+    fn dispatch(&mut self) {
+        while self.waiting > 0 && self.free_ready_slots > 0 {
+            // Least outstanding among ready instances with a free slot; oldest on ties.
+            let mut best: Option<(u32, usize)> = None;
+            for (pos, &idx) in self.active.iter().enumerate() {
+                let inst = &self.instances[idx];
+                if inst.state == State::Ready
+                    && inst.in_flight < inst.slots
+                    && best.is_none_or(|(f, _)| inst.in_flight < f)
+                {
+                    best = Some((inst.in_flight, pos));
+                }
+            }
+            let Some((_, pos)) = best else { break };
+            let Some(req) = self.pop_waiting() else { break };
+            let idx = self.active[pos];
+            let inst = &mut self.instances[idx];
+            inst.in_flight += 1;
+            self.free_ready_slots -= 1;
+            self.in_flight += 1;
+            let wait = self.now - req.at;
+            self.waits.push(wait);
+            if wait <= self.p.slo {
+                self.within_slo += 1;
+            }
+            if inst.ready_at > req.at {
+                self.cold += 1;
+            }
+            if self.track_latency {
+                if self.latency_ring.len() == SERVICE_WINDOW {
+                    self.latency_ring.pop_front();
+                }
+                self.latency_ring.push_back(wait + req.service);
+            }
+            self.events
+                .push(Reverse((self.now + req.service, EV_DONE, idx)));
+            self.record_service(req.service);
+        }
+        self.note();
+    }
+
+    fn record_service(&mut self, service: Micros) {
+        // The worker measures service times as requests finish; recording at dispatch
+        // (service is known) keeps the same window one service time earlier.
+        if self.service_ring.len() == SERVICE_WINDOW {
+            self.service_sum -= i128::from(self.service_ring.pop_front().unwrap_or(0));
+        }
+        self.service_ring.push_back(service);
+        self.service_sum += i128::from(service);
+    }
+
+    fn pop_waiting(&mut self) -> Option<Waiting> {
+        for prio in (0..10).rev() {
+            if let Some(w) = self.queues[prio].pop_front() {
+                self.waiting -= 1;
+                self.waiting_by_priority[prio] -= 1;
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    fn next_expiry(&self) -> Micros {
+        if self.waiting == 0 {
+            return Micros::MAX;
+        }
+        self.queues
+            .iter()
+            .filter_map(|q| q.front().map(|w| w.deadline))
+            .min()
+            .unwrap_or(Micros::MAX)
+    }
+
+    fn expire_due(&mut self) {
+        for q in 0..10 {
+            while let Some(w) = self.queues[q].front() {
+                if w.deadline > self.now {
+                    break;
+                }
+                self.queues[q].pop_front();
+                self.waiting -= 1;
+                self.waiting_by_priority[q] -= 1;
+                self.expired += 1;
+            }
+        }
+        self.idle_since_check();
+        self.note();
+    }
+
+    fn complete(&mut self, idx: usize) {
+        let inst = &mut self.instances[idx];
+        if inst.state == State::Stopped || inst.in_flight == 0 {
+            return; // lost with its instance
+        }
+        inst.in_flight -= 1;
+        if inst.in_flight == 0 {
+            inst.idle_from = self.now;
+        }
+        self.in_flight -= 1;
+        self.last_completion = Some(self.now);
+        match inst.state {
+            State::Ready => self.free_ready_slots += 1,
+            State::Draining if inst.in_flight == 0 => self.stop(idx),
+            _ => {}
+        }
+        self.dispatch();
+        self.idle_since_check();
+    }
+
+    /// Returns true when the arrival should wake the policy.
+    fn arrive(&mut self, r: Request, policy_wakes: super::policy::Wakes) -> bool {
+        self.requests += 1;
+        self.last_arrival = Some(self.now);
+        if self.collect_idle_times {
+            let it = if self.in_flight > 0 || self.waiting > 0 {
+                0
+            } else {
+                self.now - self.last_completion.unwrap_or(self.now)
+            };
+            self.idle_times.push(it.max(0));
+        }
+        let prio = usize::from(r.priority.min(9));
+        let capacity_slots = u64::from(self.ready_slots + self.booting_slots);
+        if self.admit(prio) {
+            self.queues[prio].push_back(Waiting {
+                at: self.now,
+                service: r.service,
+                deadline: self.now + self.p.deadline,
+            });
+            self.waiting += 1;
+            self.waiting_by_priority[prio] += 1;
+            self.dispatch();
+        } else {
+            self.shed += 1;
+        }
+        self.idle_since_check();
+        self.note();
+        let activation = policy_wakes.activation && self.ready_count + self.booting_count == 0;
+        let pressure = policy_wakes.pressure.is_some_and(|th| {
+            capacity_slots > 0 && self.in_system() as f64 > th * capacity_slots as f64
+        });
+        activation || pressure
+    }
+
+    /// The worker's shedding rules (`core::admission`), applied as a request arrives:
+    /// a full hold sheds the lowest priority first (possibly a waiting request instead of
+    /// this one); then the request is shed if its estimated wait exceeds its deadline,
+    /// or if no capacity can come.
+    fn admit(&mut self, prio: usize) -> bool {
+        if self.waiting >= u64::from(self.spec.max_held_requests) {
+            match (0..prio).find(|&q| !self.queues[q].is_empty()) {
+                Some(q) => {
+                    self.queues[q].pop_back();
+                    self.waiting -= 1;
+                    self.waiting_by_priority[q] -= 1;
+                    self.shed += 1;
+                }
+                None => return false,
+            }
+        }
+        // Requests before it: in flight on ready instances, and waiting at its priority
+        // or above.
+        let busy_ready = u64::from(self.ready_slots) - self.free_ready_slots;
+        let ahead = busy_ready + self.waiting_by_priority[prio..].iter().sum::<u64>();
+        if ahead < u64::from(self.ready_slots) {
+            return true; // a free slot now: no wait to estimate
+        }
+        let booting: Vec<admission::Booting> = self
+            .active
+            .iter()
+            .map(|&i| &self.instances[i])
+            .filter(|i| i.state == State::Booting)
+            .map(|i| admission::Booting {
+                slots: i.slots,
+                remaining: Duration::from_micros((i.ready_at - self.now).max(0) as u64),
+            })
+            .collect();
+        // With nothing ready or booting, the scaler is expected to start what the
+        // deployment may have (bounded by a cap) one boot time from now.
+        let pools = &self.spec.pools;
+        let mut projected_slots: u64 = pools
+            .iter()
+            .map(|p| u64::from(p.max_instances) * u64::from(p.slots))
+            .sum();
+        if let Some(cap) = self.cap_slots {
+            projected_slots = projected_slots.min(cap as u64);
+        }
+        let capacity = admission::Capacity {
+            ready_slots: self.ready_slots,
+            booting,
+            projected: admission::Booting {
+                slots: projected_slots.min(u64::from(u32::MAX)) as u32,
+                remaining: pools
+                    .iter()
+                    .map(|p| p.boot_time.0)
+                    .min()
+                    .unwrap_or_default(),
+            },
+            share: 1.0,
+            service_time: Duration::from_micros(self.mean_service() as u64),
+        };
+        let remaining = Duration::from_micros(self.p.deadline as u64);
+        admission::shed_for_wait(ahead, remaining, &capacity, None).is_none()
+    }
+
+    // ---- control ---------------------------------------------------------------------
+
+    fn observe(&mut self, delay: Micros) -> (u64, u64, f64, Micros) {
+        let metric_t = self.now - delay;
+        let (waiting, in_flight, integral) = if delay == 0 {
+            (self.waiting, self.in_flight, self.integral)
+        } else {
+            self.delayed(metric_t)
+        };
+        // Held by the worker while nothing is ready; otherwise still in the broker queue.
+        if self.ready_count == 0 {
+            self.obs.held = waiting;
+            self.obs.queue_depth = 0;
+        } else {
+            self.obs.held = 0;
+            self.obs.queue_depth = waiting;
+        }
+        self.obs.in_flight = in_flight;
+        for (pos, &idx) in self.active.iter().enumerate() {
+            self.obs.instances[pos].in_flight = self.instances[idx].in_flight;
+        }
+        self.obs.last_arrival_at = self
+            .last_arrival
+            .map(|t| self.p.epoch + TimeDelta::microseconds(t));
+        self.obs.mean_service_time = (!self.service_ring.is_empty())
+            .then(|| Duration::from_micros(self.mean_service() as u64));
+        if self.track_latency && !self.latency_ring.is_empty() {
+            let mut v: Vec<Micros> = self.latency_ring.iter().copied().collect();
+            v.sort_unstable();
+            let rank = ((v.len() as f64 * 0.95).ceil() as usize).clamp(1, v.len()) - 1;
+            self.obs.latency_p95_ms = Some(v[rank] as f64 / 1000.0);
+        }
+        (waiting, in_flight, integral, metric_t)
+    }
+
+    fn control(&mut self, policy: &mut dyn Autoscaler, delay: Micros) {
+        let (_, _, integral, metric_t) = self.observe(delay);
+        self.last_busy.clear();
+        for &idx in &self.active {
+            let inst = &self.instances[idx];
+            let busy = inst.in_flight > 0 || inst.state == State::Booting;
+            self.last_busy
+                .push(if busy { self.now } else { inst.idle_from });
+        }
+        let signals = Signals {
+            t: self.now,
+            metric_t,
+            busy_integral: integral,
+            peak_in_system: self.peak_in_system.max(self.in_system()),
+            in_system: self.in_system(),
+            idle_since: self.idle_since,
+            idle_times: &self.idle_times,
+            last_busy: &self.last_busy,
+        };
+        let now = self.at(self.now);
+        let decision = policy.decide(now, &self.obs, &signals);
+        self.decisions += 1;
+        self.peak_in_system = self.in_system();
+        self.idle_times.clear();
+        self.apply(&decision);
+    }
+
+    fn apply(&mut self, d: &Decision) {
+        for id in &d.terminate {
+            if let Some(idx) = parse_id(id) {
+                self.stop(idx);
+            }
+        }
+        for id in &d.drain {
+            if let Some(idx) = parse_id(id) {
+                self.drain(idx);
+            }
+        }
+        for (pool, pd) in d.pools.iter().enumerate().take(self.spec.pools.len()) {
+            for _ in 0..pd.launch {
+                self.launch(pool, false);
+            }
+        }
+        self.cap_slots = d.cap.as_ref().map(|c| {
+            let slots = self.spec.pools.iter().map(|p| p.slots).max().unwrap_or(1);
+            f64::from(c.max_instances) * f64::from(slots)
+        });
+    }
+
+    fn run(
+        &mut self,
+        requests: impl Iterator<Item = Request>,
+        policy: &mut dyn Autoscaler,
+        progress: &mut dyn FnMut(f64),
+    ) {
+        let mut requests = requests.peekable();
+        let tick = policy.tick().max(1);
+        let wakes = policy.wakes();
+        let delay = self.delay;
+        let skip = if self.p.skip_idle_ticks {
+            policy.idle_skip()
+        } else {
+            None
+        };
+        for _ in 0..policy.initial_ready() {
+            self.launch(self.p.reference_pool, true);
+        }
+        let mut next_tick: Micros = 0;
+        let mut pending_wake: Option<Micros> = None;
+        let mut steps: u64 = 0;
+        let horizon = self.p.horizon.max(1);
+        loop {
+            steps += 1;
+            if steps & 0xFFFF == 0 {
+                progress((self.now as f64 / horizon as f64).min(1.0));
+            }
+            let t_arrival = requests.peek().map_or(Micros::MAX, |r| r.at);
+            let t_event = self
+                .events
+                .peek()
+                .map_or(Micros::MAX, |Reverse((t, _, _))| *t);
+            let t_expiry = self.next_expiry();
+            let t_control = next_tick.min(pending_wake.unwrap_or(Micros::MAX));
+            let idle = t_arrival == Micros::MAX && self.waiting == 0 && self.in_flight == 0;
+            let t_next = t_arrival.min(t_event).min(t_expiry).min(t_control);
+            if t_next == Micros::MAX || (idle && t_next >= self.p.horizon) {
+                break;
+            }
+            // Skip ticks while the deployment is empty, replaying only the last window.
+            if let Some(skip) = skip
+                && t_control == next_tick
+                && t_next == next_tick
+                && pending_wake.is_none()
+                && self.active.is_empty()
+                && self.waiting == 0
+                && self.in_flight == 0
+                && self.idle_since.is_some()
+            {
+                let next_real = t_arrival.min(t_event).min(self.p.horizon);
+                let resume_from = next_real - skip.replay;
+                if next_tick < resume_from {
+                    let jump = (resume_from - next_tick) / tick;
+                    if jump > 0 {
+                        // Skipped ticks are decisions whose outcome is known: nothing.
+                        next_tick += jump * tick;
+                        self.decisions += jump as u64;
+                        continue;
+                    }
+                }
+            }
+            if t_event == t_next {
+                let Reverse((t, kind, idx)) = self.events.pop().expect("peeked");
+                self.advance(t);
+                match kind {
+                    EV_BOOT => self.boot_done(idx),
+                    _ => self.complete(idx),
+                }
+            } else if t_expiry == t_next {
+                self.advance(t_expiry);
+                self.expire_due();
+            } else if t_arrival == t_next {
+                let r = requests.next().expect("peeked");
+                self.advance(r.at);
+                if self.arrive(r, wakes) && pending_wake.is_none() {
+                    pending_wake = Some(self.now + self.p.activation_latency);
+                }
+            } else {
+                self.advance(t_control);
+                if pending_wake == Some(t_control) {
+                    pending_wake = None;
+                }
+                if next_tick == t_control {
+                    next_tick += tick;
+                }
+                self.control(policy, delay);
+            }
+        }
+        self.advance(self.p.horizon.max(self.now));
+        progress(1.0);
+    }
+
+    fn report(mut self, name: String) -> PolicyReport {
+        // Bill what still runs, to the end of the window.
+        let h = self.p.horizon;
+        for &idx in &self.active {
+            let inst = &self.instances[idx];
+            self.billed[inst.pool] += i128::from(h - inst.launched.clamp(0, h));
+        }
+        let served = self.waits.count();
+        let (p, max) = std::mem::take(&mut self.waits).summarize(&[0.5, 0.9, 0.99]);
+        let pools: Vec<PoolUsage> = self
+            .spec
+            .pools
+            .iter()
+            .enumerate()
+            .map(|(i, pool)| {
+                let seconds = self.billed[i] as f64 / MICROS_PER_SEC as f64;
+                PoolUsage {
+                    pool: pool.name.clone(),
+                    instance_seconds: seconds,
+                    cost_usd: seconds / 3600.0 * pool.price_per_hour_usd,
+                    launches: self.launches[i],
+                }
+            })
+            .collect();
+        let instance_seconds: f64 = pools.iter().map(|p| p.instance_seconds).sum();
+        let attained = self.within_slo.saturating_sub(self.failed);
+        PolicyReport {
+            policy: name,
+            requests: self.requests,
+            served: served - self.failed.min(served),
+            shed: self.shed,
+            expired: self.expired,
+            failed: self.failed,
+            slo_attainment: super::metrics::share(attained, self.requests),
+            wait_p50_s: p[0],
+            wait_p90_s: p[1],
+            wait_p99_s: p[2],
+            wait_max_s: max,
+            cold_start_delayed: self.cold,
+            launches: self.launches.iter().sum(),
+            instance_seconds,
+            gpu_hours: instance_seconds / 3600.0,
+            cost_usd: pools.iter().map(|p| p.cost_usd).sum(),
+            pools,
+            time_at_zero_s: self.zero_time as f64 / MICROS_PER_SEC as f64,
+            peak_instances: self.peak_instances,
+            decisions: self.decisions,
+            ratio_to_oracle: None,
+            series: self.series,
+        }
+    }
+}
+
+/// Instance ids are `i-<index>`.
+fn parse_id(id: &str) -> Option<usize> {
+    id.strip_prefix("i-")?.parse().ok()
+}
