@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use lapin::options::QueuePurgeOptions;
 use lapin::ConnectionProperties;
+use lapin::options::QueuePurgeOptions;
 use scale0_core::contract::{InstanceState, ReplyStatus, request_queue};
 use serde::Serialize;
 

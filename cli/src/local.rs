@@ -28,12 +28,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use lapin::ConnectionProperties;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
-use lapin::ConnectionProperties;
 use scale0_core::config::{Config, ProviderKind};
 use scale0_core::contract::{CONTROL_QUEUE, ControlEvent, DEAD_LETTER_EXCHANGE};
 use scale0_core::duration::HumanDuration;

@@ -257,7 +257,10 @@ mod tests {
             "redis://127.0.0.1:6379"
         );
         assert_eq!(
-            redact_in("amqps://u:pw@h:5671/%2f", "cannot reach amqps://u:pw@h:5671/%2f"),
+            redact_in(
+                "amqps://u:pw@h:5671/%2f",
+                "cannot reach amqps://u:pw@h:5671/%2f"
+            ),
             "cannot reach amqps://u:***@h:5671/%2f"
         );
     }
@@ -269,7 +272,11 @@ mod tests {
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
         let e = Trust::with_bundle(empty.to_str().unwrap()).unwrap_err();
-        assert!(e.to_string().ends_with("empty.pem: holds no PEM certificate"), "{e}");
+        assert!(
+            e.to_string()
+                .ends_with("empty.pem: holds no PEM certificate"),
+            "{e}"
+        );
         assert!(!e.is_retryable());
         let e = Trust::with_bundle("/nonexistent/ca.pem").unwrap_err();
         assert!(e.to_string().contains("cannot read"), "{e}");
@@ -290,4 +297,3 @@ mod tests {
         assert_eq!(parsed[0], webpki_root_certs::TLS_SERVER_ROOT_CERTS[0]);
     }
 }
-

@@ -168,7 +168,11 @@ struct Sink {
 
 impl Sink {
     fn fault(&self, field: String, message: String) {
-        if self.seen.borrow_mut().insert((field.clone(), message.clone())) {
+        if self
+            .seen
+            .borrow_mut()
+            .insert((field.clone(), message.clone()))
+        {
             self.faults.borrow_mut().push(FieldError { field, message });
         }
     }
@@ -284,7 +288,10 @@ struct Entries<'a> {
 impl<'de> de::MapAccess<'de> for Entries<'_> {
     type Error = Fault;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Fault> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Fault> {
         let Some((key, node)) = self.entries.next() else {
             return Ok(None);
         };
@@ -313,7 +320,10 @@ struct Elements<'a> {
 impl<'de> de::SeqAccess<'de> for Elements<'_> {
     type Error = Fault;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Fault> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Fault> {
         let Some((path, node)) = self.elements.next() else {
             return Ok(None);
         };
@@ -502,8 +512,9 @@ mod tests {
         let (doc, faults) = read::<Doc>(&node);
         assert!(faults.is_empty(), "{faults:?}");
         assert_eq!(doc, Some(toml::from_str::<Doc>(text).unwrap()));
-        let json = Node::from_json(r#"{"items": [{"name": "a", "size": 3, "tag": null}], "level": 2}"#)
-            .unwrap();
+        let json =
+            Node::from_json(r#"{"items": [{"name": "a", "size": 3, "tag": null}], "level": 2}"#)
+                .unwrap();
         assert_eq!(read::<Doc>(&json).0, doc);
     }
 

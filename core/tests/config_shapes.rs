@@ -103,7 +103,9 @@ fn get_mut<'a>(node: &'a mut Node, steps: &[Step]) -> Option<&'a mut Node> {
         return Some(node);
     };
     let child = match (node, first) {
-        (Node::Table(entries), Step::Key(k)) => entries.iter_mut().find(|(key, _)| key == k).map(|(_, v)| v),
+        (Node::Table(entries), Step::Key(k)) => {
+            entries.iter_mut().find(|(key, _)| key == k).map(|(_, v)| v)
+        }
         (Node::Array(items), Step::Index(i)) => items.get_mut(*i),
         _ => None,
     }?;
@@ -124,7 +126,9 @@ fn display(root: &Node, steps: &[Step]) -> String {
                 }
                 out.push_str(k);
                 node = match here {
-                    Some(Node::Table(entries)) => entries.iter().find(|(key, _)| key == k).map(|(_, v)| v),
+                    Some(Node::Table(entries)) => {
+                        entries.iter().find(|(key, _)| key == k).map(|(_, v)| v)
+                    }
                     _ => None,
                 };
             }
@@ -134,10 +138,12 @@ fn display(root: &Node, steps: &[Step]) -> String {
                     _ => None,
                 };
                 let name = match element {
-                    Some(Node::Table(entries)) => entries.iter().find_map(|(k, v)| match (k.as_str(), v) {
-                        ("name", Node::Str(n)) => Some(n.clone()),
-                        _ => None,
-                    }),
+                    Some(Node::Table(entries)) => {
+                        entries.iter().find_map(|(k, v)| match (k.as_str(), v) {
+                            ("name", Node::Str(n)) => Some(n.clone()),
+                            _ => None,
+                        })
+                    }
                     _ => None,
                 };
                 out.push_str(&format!("[{}]", name.unwrap_or_else(|| i.to_string())));
@@ -214,12 +220,32 @@ fn replacements(node: &Node) -> Vec<Node> {
     match node {
         Node::Int(_) => out.extend([0, -1, 1, 1 << 32, i64::MAX.into()].map(Node::Int)),
         Node::Float(_) => out.extend(
-            [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e308, 1e-308].map(Node::Float),
+            [
+                0.0,
+                -1.0,
+                f64::NAN,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+                1e308,
+                1e-308,
+            ]
+            .map(Node::Float),
         ),
         Node::Str(_) => out.extend(
             [
-                "", " ", "90", "5y", "-1s", "1.5s", "99999999999999999999s", "\u{0}", "ünïcødé 💥",
-                "cron(", "rate(0 minutes)", "at(2026-02-30T00:00:00)", "Mars/Olympus_Mons",
+                "",
+                " ",
+                "90",
+                "5y",
+                "-1s",
+                "1.5s",
+                "99999999999999999999s",
+                "\u{0}",
+                "ünïcødé 💥",
+                "cron(",
+                "rate(0 minutes)",
+                "at(2026-02-30T00:00:00)",
+                "Mars/Olympus_Mons",
             ]
             .map(|s| Node::Str(s.into()))
             .into_iter()
@@ -254,7 +280,9 @@ fn check(root: &Node, steps: &[Step], what: &str) -> Result<Outcome, String> {
         .map_err(|_| format!("panicked on {what} at {field}"))?;
     match loaded {
         Ok(_) => Ok(Outcome::Loaded),
-        Err(LoadError::Parse(e)) => Err(format!("{what} at {field}: a syntax error from valid syntax: {e}")),
+        Err(LoadError::Parse(e)) => Err(format!(
+            "{what} at {field}: a syntax error from valid syntax: {e}"
+        )),
         Err(LoadError::Invalid(errors)) => {
             let named = errors.0.iter().any(|e| {
                 e.field == field
@@ -328,12 +356,20 @@ fn every_field_of_a_valid_config_broken_one_at_a_time_is_named() {
         failures.len()
     );
     assert!(tried > 2_000, "only {tried} inputs");
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// A type swap for each of several distinct fields, none inside another.
 fn several_faults() -> impl Strategy<Value = (usize, Vec<(usize, usize)>)> {
-    (0usize..3, proptest::collection::vec((any::<usize>(), 0usize..6), 2..6))
+    (
+        0usize..3,
+        proptest::collection::vec((any::<usize>(), 0usize..6), 2..6),
+    )
 }
 
 proptest! {

@@ -38,7 +38,11 @@ async fn call(h: Handler, event: Value, deps: &Deps) -> Result<(), HandlerError>
 fn paths(v: &Value, at: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
     let children: Vec<(String, &Value)> = match v {
         Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
-        Value::Array(a) => a.iter().enumerate().map(|(i, v)| (i.to_string(), v)).collect(),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i.to_string(), v))
+            .collect(),
         _ => return,
     };
     for (k, child) in children {
@@ -111,21 +115,65 @@ async fn every_field_of_every_fixture_broken_one_at_a_time_is_handled_or_named()
     let mut scheduler_invocation = fixture("scheduler-invocation.json");
     scheduler_invocation["deployment"] = json!(d);
     let targets: Vec<(&str, Handler, Value)> = vec![
-        ("eventbridge-scheduled-event", Handler::Scaler, fixture("eventbridge-scheduled-event.json")),
-        ("cloudwatch-alarm-state-change", Handler::Scaler, fixture("cloudwatch-alarm-state-change.json")),
-        ("cloudwatch-alarm-lambda-action", Handler::Scaler, fixture("cloudwatch-alarm-lambda-action.json")),
+        (
+            "eventbridge-scheduled-event",
+            Handler::Scaler,
+            fixture("eventbridge-scheduled-event.json"),
+        ),
+        (
+            "cloudwatch-alarm-state-change",
+            Handler::Scaler,
+            fixture("cloudwatch-alarm-state-change.json"),
+        ),
+        (
+            "cloudwatch-alarm-lambda-action",
+            Handler::Scaler,
+            fixture("cloudwatch-alarm-lambda-action.json"),
+        ),
         (
             "amazon-mq-rabbitmq-event",
             Handler::Scaler,
-            amazon_mq(&[control("shape-1", &d, json!({"type": "activation", "held": 2}))]),
+            amazon_mq(&[control(
+                "shape-1",
+                &d,
+                json!({"type": "activation", "held": 2}),
+            )]),
         ),
-        ("scheduler-invocation", Handler::Scheduler, scheduler_invocation),
-        ("autoscaling-launch-lifecycle-action", Handler::Lifecycle, fixture("autoscaling-launch-lifecycle-action.json")),
-        ("autoscaling-terminate-lifecycle-action", Handler::Lifecycle, fixture("autoscaling-terminate-lifecycle-action.json")),
-        ("autoscaling-launch-successful", Handler::Lifecycle, fixture("autoscaling-launch-successful.json")),
-        ("autoscaling-launch-unsuccessful", Handler::Lifecycle, fixture("autoscaling-launch-unsuccessful.json")),
-        ("autoscaling-terminate-successful", Handler::Lifecycle, fixture("autoscaling-terminate-successful.json")),
-        ("ec2-instance-state-change", Handler::Lifecycle, fixture("ec2-instance-state-change.json")),
+        (
+            "scheduler-invocation",
+            Handler::Scheduler,
+            scheduler_invocation,
+        ),
+        (
+            "autoscaling-launch-lifecycle-action",
+            Handler::Lifecycle,
+            fixture("autoscaling-launch-lifecycle-action.json"),
+        ),
+        (
+            "autoscaling-terminate-lifecycle-action",
+            Handler::Lifecycle,
+            fixture("autoscaling-terminate-lifecycle-action.json"),
+        ),
+        (
+            "autoscaling-launch-successful",
+            Handler::Lifecycle,
+            fixture("autoscaling-launch-successful.json"),
+        ),
+        (
+            "autoscaling-launch-unsuccessful",
+            Handler::Lifecycle,
+            fixture("autoscaling-launch-unsuccessful.json"),
+        ),
+        (
+            "autoscaling-terminate-successful",
+            Handler::Lifecycle,
+            fixture("autoscaling-terminate-successful.json"),
+        ),
+        (
+            "ec2-instance-state-change",
+            Handler::Lifecycle,
+            fixture("ec2-instance-state-change.json"),
+        ),
     ];
     let mut failures = Vec::new();
     let mut total = 0;
@@ -188,10 +236,14 @@ async fn every_field_of_every_fixture_broken_one_at_a_time_is_handled_or_named()
                             .filter(|s| s.parse::<usize>().is_err())
                             .any(|s| message.contains(s.as_str()));
                         if !named && !matches!(e, HandlerError::Unknown { .. }) {
-                            failures.push(format!("{name} {field} = {what}: does not name `{key}`: {message}"));
+                            failures.push(format!(
+                                "{name} {field} = {what}: does not name `{key}`: {message}"
+                            ));
                         }
                         if state(&deps, &d, &fake).await != before {
-                            failures.push(format!("{name} {field} = {what}: refused, yet state changed"));
+                            failures.push(format!(
+                                "{name} {field} = {what}: refused, yet state changed"
+                            ));
                         }
                         assert!(!e.is_retryable());
                     }
@@ -199,9 +251,19 @@ async fn every_field_of_every_fixture_broken_one_at_a_time_is_handled_or_named()
                 }
             }
         }
-        eprintln!("event shapes, {name}: {tried} inputs, {handled} handled, {refused} refused naming the field");
+        eprintln!(
+            "event shapes, {name}: {tried} inputs, {handled} handled, {refused} refused naming the field"
+        );
         total += tried;
     }
-    eprintln!("event shapes: {total} inputs in all, {} failed", failures.len());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    eprintln!(
+        "event shapes: {total} inputs in all, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

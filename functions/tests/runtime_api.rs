@@ -190,10 +190,16 @@ async fn payloads_that_are_not_json_are_malformed_events_in_every_binary() {
     let deep_arrays = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
     let deep_objects = format!("{}1{}", "{\"a\":".repeat(10_000), "}".repeat(10_000));
     let payloads: Vec<(&str, Vec<u8>)> = vec![
-        ("truncated", br#"{"source": "aws.events", "detail-ty"#.to_vec()),
+        (
+            "truncated",
+            br#"{"source": "aws.events", "detail-ty"#.to_vec(),
+        ),
         ("empty", Vec::new()),
         ("not UTF-8", b"\xff\xfe\x00{}".to_vec()),
-        ("not UTF-8 in a string", b"{\"source\": \"aws.\xff\"}".to_vec()),
+        (
+            "not UTF-8 in a string",
+            b"{\"source\": \"aws.\xff\"}".to_vec(),
+        ),
         ("10,000 nested arrays", deep_arrays.into_bytes()),
         ("10,000 nested objects", deep_objects.into_bytes()),
     ];

@@ -138,7 +138,10 @@ async fn one_hundred_concurrent_scaler_invocations_launch_one_need_once() {
         if run.superseded {
             // Fenced out on every attempt: it committed nothing and says so.
             assert_eq!((run.generation, run.rounds), (None, 0), "{run:?}");
-            assert!(run.requested.is_empty() && run.applied.is_empty(), "{run:?}");
+            assert!(
+                run.requested.is_empty() && run.applied.is_empty(),
+                "{run:?}"
+            );
             superseded += 1;
         } else {
             assert_eq!(run.rounds, 1, "{run:?}");
@@ -156,7 +159,10 @@ async fn one_hundred_concurrent_scaler_invocations_launch_one_need_once() {
     let last = deps.store.load_policy(&d).await.unwrap().generation;
     assert_eq!(generations, (1..=last).collect::<Vec<_>>());
     assert_eq!(generations.len() + superseded, 100);
-    eprintln!("100 concurrent runs: {} committed, {superseded} superseded", generations.len());
+    eprintln!(
+        "100 concurrent runs: {} committed, {superseded} superseded",
+        generations.len()
+    );
 }
 
 #[tokio::test]
@@ -578,12 +584,9 @@ async fn a_control_event_with_a_bad_timestamp_names_the_field() {
         depth(&d, 0),
     )
     .await;
-    let mut body: Value = serde_json::from_slice(&control(
-        "c1",
-        &d,
-        json!({"type": "activation", "held": 1}),
-    ))
-    .unwrap();
+    let mut body: Value =
+        serde_json::from_slice(&control("c1", &d, json!({"type": "activation", "held": 1})))
+            .unwrap();
     body["at"] = json!("last tuesday");
     let err = scaler::handle_json(amazon_mq(&[serde_json::to_vec(&body).unwrap()]), &deps)
         .await
@@ -607,7 +610,11 @@ async fn an_undecodable_batch_is_summarised_with_counts_and_a_bounded_sample() {
     // 10,000 messages (Amazon MQ's largest batch) that are not control events, 10 that
     // are not base64, and one good one: handled, and the rest summarised.
     let mut bodies = vec![b"not json".to_vec(); 10_000];
-    bodies.push(control("good", &d, json!({"type": "activation", "held": 3})));
+    bodies.push(control(
+        "good",
+        &d,
+        json!({"type": "activation", "held": 3}),
+    ));
     let mut event = amazon_mq(&bodies);
     for i in 0..10 {
         event["rmqMessagesByQueue"]["scale0.control::/"][i]["data"] = json!("%%%");
@@ -651,8 +658,7 @@ async fn a_gpu_utilization_outside_its_range_is_refused_and_changes_nothing() {
         event["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["name"] =
             json!("GPUUtilization");
         let reason: Value =
-            serde_json::from_str(event["detail"]["state"]["reasonData"].as_str().unwrap())
-                .unwrap();
+            serde_json::from_str(event["detail"]["state"]["reasonData"].as_str().unwrap()).unwrap();
         let mut reason = reason;
         let last = reason["recentDatapoints"].as_array().unwrap().len() - 1;
         reason["recentDatapoints"][last] = json!(value);

@@ -111,10 +111,16 @@ impl Store {
             tokio::time::timeout(timeout, client.get_connection_manager_with_config(config)).await;
         let conn = match connected {
             Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => return Err(StateError::Connect(scale0_connect::endpoint_error(url, e, &trust))),
+            Ok(Err(e)) => {
+                return Err(StateError::Connect(scale0_connect::endpoint_error(
+                    url, e, &trust,
+                )));
+            }
             Err(_) => {
                 let e = format!("no answer within {timeout:?}");
-                return Err(StateError::Connect(scale0_connect::endpoint_error(url, e, &trust)));
+                return Err(StateError::Connect(scale0_connect::endpoint_error(
+                    url, e, &trust,
+                )));
             }
         };
         Ok(Store { conn })

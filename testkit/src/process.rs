@@ -26,7 +26,11 @@ impl Reaper {
         static N: AtomicU32 = AtomicU32::new(0);
         reap_orphans_of_dead_tests();
         Reaper {
-            token: format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)),
+            token: format!(
+                "{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ),
         }
     }
 
@@ -72,7 +76,9 @@ fn kill_all(owned: impl Fn(&str) -> bool) {
             return;
         }
         for pid in pids {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).output();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .output();
         }
         std::thread::sleep(Duration::from_millis(20));
     }

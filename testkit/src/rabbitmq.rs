@@ -99,7 +99,9 @@ impl PrivateRabbit {
                 .arg(&certs.ca)
                 .stdin(Stdio::null())
                 .output();
-            if out.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Verify return code: 0")) {
+            if out
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("Verify return code: 0"))
+            {
                 return;
             }
             if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {

@@ -57,17 +57,26 @@ impl PrivateRedis {
                 cmd.args(["--port", &port]);
             }
             Some((certs, password)) => {
-                cmd.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"])
-                    .arg("--tls-cert-file")
-                    .arg(&certs.server_cert)
-                    .arg("--tls-key-file")
-                    .arg(&certs.server_key)
-                    .arg("--tls-ca-cert-file")
-                    .arg(&certs.ca)
-                    .args(["--requirepass", password]);
-                ping.args(["--tls", "--cacert"])
-                    .arg(&certs.ca)
-                    .args(["-a", password, "--no-auth-warning"]);
+                cmd.args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&certs.server_cert)
+                .arg("--tls-key-file")
+                .arg(&certs.server_key)
+                .arg("--tls-ca-cert-file")
+                .arg(&certs.ca)
+                .args(["--requirepass", password]);
+                ping.args(["--tls", "--cacert"]).arg(&certs.ca).args([
+                    "-a",
+                    password,
+                    "--no-auth-warning",
+                ]);
             }
         }
         ping.arg("ping");

@@ -32,20 +32,42 @@ impl Certificates {
     /// Make them in `dir` (about 0.2 s: RSA 2048).
     pub fn make(dir: &Path) -> Certificates {
         std::fs::create_dir_all(dir).expect("a certificate directory");
-        for (key, cert, name) in [("ca.key", "ca.pem", "scale0 test CA"), ("wrong-ca.key", "wrong-ca.pem", "scale0 wrong CA")] {
+        for (key, cert, name) in [
+            ("ca.key", "ca.pem", "scale0 test CA"),
+            ("wrong-ca.key", "wrong-ca.pem", "scale0 wrong CA"),
+        ] {
             openssl(
                 dir,
                 &[
-                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-keyout", key, "-out", cert, "-subj", &format!("/CN={name}"),
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-keyout",
+                    key,
+                    "-out",
+                    cert,
+                    "-subj",
+                    &format!("/CN={name}"),
                 ],
             );
         }
         openssl(
             dir,
             &[
-                "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key",
-                "-out", "server.csr", "-subj", "/CN=localhost",
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=localhost",
             ],
         );
         std::fs::write(
@@ -57,8 +79,21 @@ impl Certificates {
         openssl(
             dir,
             &[
-                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-out", "server.pem", "-extfile", "server.ext",
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-out",
+                "server.pem",
+                "-extfile",
+                "server.ext",
             ],
         );
         Certificates {

@@ -64,7 +64,12 @@ boot_time = "1s"
         &redis_url,
         &[("SCALE0_CA_BUNDLE", ca)],
     );
-    assert_eq!(status_count(&report, "ok"), 5, "{report:#}\n{}", stack.log_text());
+    assert_eq!(
+        status_count(&report, "ok"),
+        5,
+        "{report:#}\n{}",
+        stack.log_text()
+    );
     assert_eq!(report["missing"], 0);
 
     // The CLI reads Redis over TLS.
@@ -82,7 +87,8 @@ boot_time = "1s"
         let out = cmd.output().expect("run scale0 status");
         (
             out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
         )
     };
     let (ok, out) = status(Some(ca));
@@ -93,12 +99,21 @@ boot_time = "1s"
     // A wrong CA, or none: refused, naming the endpoint without its password.
     let redis_endpoint = format!("rediss://:***@localhost:{}", redis.port);
     for (bundle, hint) in [
-        (Some(wrong_ca), format!("signed by neither a CA in SCALE0_CA_BUNDLE={wrong_ca} nor a public root")),
-        (None, "set SCALE0_CA_BUNDLE to a PEM file of the CA that signed it".to_string()),
+        (
+            Some(wrong_ca),
+            format!("signed by neither a CA in SCALE0_CA_BUNDLE={wrong_ca} nor a public root"),
+        ),
+        (
+            None,
+            "set SCALE0_CA_BUNDLE to a PEM file of the CA that signed it".to_string(),
+        ),
     ] {
         let (ok, out) = status(bundle);
         assert!(!ok, "{out}");
-        assert!(out.contains(&format!("cannot connect to {redis_endpoint}")), "{out}");
+        assert!(
+            out.contains(&format!("cannot connect to {redis_endpoint}")),
+            "{out}"
+        );
         assert!(out.contains(&hint), "{out}");
         assert!(!out.contains(PASSWORD), "{out}");
     }
@@ -140,6 +155,9 @@ boot_time = "1s"
             seen.join("\n")
         );
         assert!(line.contains("certificate"), "{line}");
-        assert!(!line.contains("guest:guest") && !line.contains(PASSWORD), "{line}");
+        assert!(
+            !line.contains("guest:guest") && !line.contains(PASSWORD),
+            "{line}"
+        );
     }
 }
