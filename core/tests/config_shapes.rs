@@ -284,11 +284,27 @@ fn check(root: &Node, steps: &[Step], what: &str) -> Result<Outcome, String> {
             "{what} at {field}: a syntax error from valid syntax: {e}"
         )),
         Err(LoadError::Invalid(errors)) => {
+            // The array an element is in names the element too (`alert_thresholds`
+            // for `alert_thresholds[0]`); a rule across fields names the other field
+            // and says this one's key (`deployment` for a budget's dangling reference).
+            let array = match steps.last() {
+                Some(Step::Index(_)) => Some(display(root, &steps[..steps.len() - 1])),
+                _ => None,
+            };
+            let keys: Vec<&str> = steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Key(k) => Some(k.trim_end_matches('s')),
+                    Step::Index(_) => None,
+                })
+                .collect();
             let named = errors.0.iter().any(|e| {
                 e.field == field
                     || e.field.starts_with(&format!("{field}."))
                     || e.field.starts_with(&format!("{field}["))
+                    || array.as_ref() == Some(&e.field)
                     || (!key.is_empty() && e.message.contains(&key))
+                    || keys.iter().any(|k| !k.is_empty() && e.message.contains(k))
             });
             if named {
                 Ok(Outcome::Refused)
