@@ -16,6 +16,7 @@
 //! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
 //! | [`signals`] | `cap`, `unavailable`, `gpu-utilization`, `activation` | scaler, worker | worker, scaler |
 //! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
+//! | [`ledger`] | `scale0:{ledger}:*` — spend buckets, accrual marks, commitments, AWS Budgets reports | scaler, budget handler | scaler, `scale0 status` |
 //!
 //! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
 //!
@@ -29,6 +30,7 @@ pub mod counters;
 pub mod decisions;
 pub mod dedupe;
 pub mod keys;
+pub mod ledger;
 pub mod lifecycle;
 pub mod registry;
 pub mod signals;
@@ -91,6 +93,8 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    /// The hash tag of the spend ledger's keys ([`ledger`]).
+    ledger: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -124,7 +128,21 @@ impl Store {
                     redact_url(url),
                 )))
             })??;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            ledger: "ledger".into(),
+        })
+    }
+
+    /// The same store with the spend ledger under its own namespace: for tests that
+    /// share a Redis and must not see each other's totals.
+    pub fn with_ledger_namespace(mut self, namespace: &str) -> Store {
+        self.ledger = namespace.into();
+        self
+    }
+
+    pub(crate) fn ledger_namespace(&self) -> &str {
+        &self.ledger
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {

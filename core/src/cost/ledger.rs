@@ -68,11 +68,15 @@ pub fn usd(d: TimeDelta, price: f64) -> f64 {
     (d.num_milliseconds().max(0) as f64 / 3_600_000.0) * price
 }
 
-/// What an instance adds to the ledger for the accrual interval `(from, to]`.
+/// What an instance adds to the ledger for the accrual interval `(from, to]`: the
+/// intervals of billed time, with their cost.
 ///
-/// `stopped_at` is when it stopped, if it has. The part of its run inside the interval
-/// is billed; the minimum's top-up (when it ran less than a minute) is billed once, in
-/// the interval in which it stopped, at its stop.
+/// By time `t` an instance launched at `L` (and stopped at `S`, if it has) has been
+/// billed for `[L, min(max(t, L + 1 min), max(S, L + 1 min))]`: its first minute is
+/// billed as soon as it runs, since it is owed whatever happens next, and after that it
+/// is billed as time passes, until it stops. What an interval adds is the difference of
+/// that between its ends, so the minimum is billed once whichever run sees the
+/// instance first, and a stop seen late bills only up to the stop.
 pub fn accrue(
     launched_at: DateTime<Utc>,
     stopped_at: Option<DateTime<Utc>>,
@@ -80,22 +84,55 @@ pub fn accrue(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<(DateTime<Utc>, DateTime<Utc>, f64)> {
-    let mut out = Vec::new();
-    let end = stopped_at.map_or(to, |s| s.min(to));
-    let start = launched_at.max(from);
-    if end > start {
-        out.push((start, end, usd(end - start, price)));
+    let minimum_end = launched_at + MINIMUM_BILLED;
+    let end = stopped_at.map(|s| s.max(minimum_end));
+    let billed_until = |t: DateTime<Utc>| -> DateTime<Utc> {
+        // Nothing is owed before the launch, nor at its very instant.
+        if t <= launched_at {
+            return launched_at;
+        }
+        let t = t.max(minimum_end);
+        end.map_or(t, |e| t.min(e))
+    };
+    let (a, b) = (billed_until(from), billed_until(to));
+    if b > a {
+        vec![(a, b, usd(b - a, price))]
+    } else {
+        Vec::new()
     }
-    if let Some(stop) = stopped_at
-        && stop > from
-        && stop <= to
-    {
-        let top_up = MINIMUM_BILLED - (stop - launched_at);
-        if top_up > TimeDelta::zero() {
-            out.push((stop, stop, usd(top_up, price)));
+}
+
+/// What a deployment's instances add to the ledger for `(from, to]`, by bucket: each
+/// instance as `(launched_at, stopped_at, price)`. With no `from` (a deployment the
+/// ledger has not seen), everything since each launch.
+pub fn accrue_all(
+    instances: impl IntoIterator<Item = (DateTime<Utc>, Option<DateTime<Utc>>, f64)>,
+    from: Option<DateTime<Utc>>,
+    to: DateTime<Utc>,
+) -> Vec<(Bucket, f64)> {
+    let mut out: Vec<(Bucket, f64)> = Vec::new();
+    for (launched_at, stopped_at, price) in instances {
+        let from = from.unwrap_or(launched_at);
+        for (start, end, amount) in accrue(launched_at, stopped_at, price, from, to) {
+            for (bucket, part) in buckets(start, end, amount) {
+                match out.iter_mut().find(|(b, _)| *b == bucket) {
+                    Some((_, v)) => *v += part,
+                    None => out.push((bucket, part)),
+                }
+            }
         }
     }
     out
+}
+
+/// The spend of `amounts` that falls in the buckets of a period ([`period_buckets`]):
+/// the day-sized amounts for its whole days, hours and quarters for the rest.
+pub fn sum_in(amounts: &[(Bucket, f64)], period: &[Bucket]) -> f64 {
+    amounts
+        .iter()
+        .filter(|(b, _)| period.contains(b))
+        .map(|(_, usd)| usd)
+        .sum()
 }
 
 /// Spread `usd` billed evenly over `[start, end)` (a point when they are equal) into
@@ -171,24 +208,36 @@ mod tests {
     }
 
     #[test]
-    fn accrual_bills_each_interval_once_and_the_minimum_at_the_stop() {
+    fn accrual_bills_each_interval_once_and_the_minimum_once() {
         let t = at("2026-06-01T12:00:00Z");
         let s = |n| t + TimeDelta::seconds(n);
         let price = 3.6; // $0.001 a second
         let total = |parts: Vec<(DateTime<Utc>, DateTime<Utc>, f64)>| -> f64 {
             parts.iter().map(|p| p.2).sum()
         };
-        // t=0 launched; accruals at 5 s, 15 s; stopped at 20 s; accruals at 30 s, 90 s.
-        let mut billed = 0.0;
-        billed += total(accrue(t, None, price, s(-10), s(5)));
+        // t=0 launched; accruals at 5 s (the first minute is owed at once), 15 s;
+        // stopped at 20 s, seen at 30 s; later accruals add nothing.
+        let mut billed = total(accrue(t, None, price, s(-10), s(5)));
+        assert!(close(billed, 0.06), "{billed}");
         billed += total(accrue(t, None, price, s(5), s(15)));
-        // The run that sees it stopped bills up to the stop plus the top-up to 60 s.
         billed += total(accrue(t, Some(s(20)), price, s(15), s(30)));
-        // Later runs bill nothing more.
         billed += total(accrue(t, Some(s(20)), price, s(30), s(90)));
         assert!(close(billed, 0.06), "{billed}");
-        // An instance that ran 5 minutes has no top-up.
-        let long = total(accrue(t, Some(s(300)), price, s(0), s(400)));
+        // The same instance stopped at 20 s and first accrued at 20 s, or only after
+        // its stop: still one minute.
+        assert!(close(
+            total(accrue(t, Some(s(20)), price, s(20), s(20))),
+            0.0
+        ));
+        assert!(close(
+            total(accrue(t, Some(s(20)), price, s(-5), s(400))),
+            0.06
+        ));
+        // An instance that ran 5 minutes is billed 5 minutes, in any slicing.
+        let long: f64 = [(0, 30), (30, 200), (200, 400)]
+            .iter()
+            .map(|&(a, b)| total(accrue(t, Some(s(300)), price, s(a), s(b))))
+            .sum();
         assert!(close(long, 0.3), "{long}");
     }
 
