@@ -28,11 +28,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use scale0_core::config::{Config, ProviderKind};
-use scale0_core::contract::{CONTROL_QUEUE, ControlEvent};
+use scale0_core::contract::{CONTROL_QUEUE, ControlEvent, DEAD_LETTER_EXCHANGE};
 use scale0_core::duration::HumanDuration;
 use scale0_functions::broker::AmqpQueueDepth;
 use scale0_functions::events::{ScalerEvent, ScheduleInvocation, Wake};
@@ -416,6 +419,10 @@ async fn consume_control(deps: &Deps, url: &str, report: &Reporter) -> anyhow::R
     .await?;
     let channel = conn.create_channel().await?;
     channel.basic_qos(256, BasicQosOptions::default()).await?;
+    // Dead letters of unreadable messages are published on it, with confirms.
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await?;
     let mut consumer = channel
         .basic_consume(
             CONTROL_QUEUE.into(),
@@ -435,9 +442,12 @@ async fn consume_control(deps: &Deps, url: &str, report: &Reporter) -> anyhow::R
         }
         let mut events = Vec::new();
         for d in &batch {
-            match serde_json::from_slice::<ControlEvent>(&d.data) {
+            match read_control_event(d) {
                 Ok(e) => events.push(e),
-                Err(e) => report(&format!("control event skipped: not a control event: {e}")),
+                Err(why) => {
+                    dead_letter_control(&channel, d, &why).await?;
+                    report(&format!("control message dead-lettered: {why}"));
+                }
             }
         }
         let last = batch.last().map(|d| d.delivery_tag).unwrap_or_default();
@@ -468,6 +478,47 @@ async fn consume_control(deps: &Deps, url: &str, report: &Reporter) -> anyhow::R
         }
     }
     Err(anyhow!("the broker closed the control consumer"))
+}
+
+/// A delivery on `scale0.control` as an event, or why it is not one.
+fn read_control_event(d: &lapin::message::Delivery) -> Result<ControlEvent, String> {
+    if let Some(why) = d
+        .properties
+        .headers()
+        .as_ref()
+        .and_then(scale0_queue_worker::request::undecodable)
+    {
+        return Err(why);
+    }
+    serde_json::from_slice::<ControlEvent>(&d.data).map_err(|e| format!("not a control event: {e}"))
+}
+
+/// Copy an unreadable control message to `scale0.dead` with its reason (confirmed), so
+/// it is kept for a person and not redelivered to the scaler again.
+async fn dead_letter_control(
+    channel: &lapin::Channel,
+    d: &lapin::message::Delivery,
+    why: &str,
+) -> anyhow::Result<()> {
+    // Routing keys are `<deployment>.<type>`; an unreadable event names no other.
+    let deployment = d
+        .routing_key
+        .as_str()
+        .split_once('.')
+        .map_or(d.routing_key.as_str(), |(name, _)| name);
+    let properties =
+        scale0_queue_worker::reply::dead_letter_properties(&d.properties, deployment, why);
+    channel
+        .basic_publish(
+            DEAD_LETTER_EXCHANGE.into(),
+            CONTROL_QUEUE.into(),
+            BasicPublishOptions::default(),
+            &d.data,
+            properties,
+        )
+        .await?
+        .await?;
+    Ok(())
 }
 
 /// The lead time `decide()` uses for a deployment: the p90 of its pools' recent boots
@@ -591,6 +642,9 @@ async fn supervise_worker(
         let mut cmd = tokio::process::Command::new(&bin);
         cmd.arg("--config")
             .arg(&options.config_path)
+            // A scale0 local that dies without stopping its workers leaves none behind.
+            .arg("--parent-pid")
+            .arg(std::process::id().to_string())
             .args(["--metrics-addr", "127.0.0.1:0", "--worker-id"])
             .arg(format!("local-{n}"))
             .arg("--drain-timeout")

@@ -47,13 +47,20 @@ redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping | grep -q PONG; }
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   install redis-server redis-tools
 fi
+# With an append-only file (fsync every second): the queue worker's done records must
+# survive a restart of Redis, or a request redelivered after it is answered twice.
 if ! redis_up; then
   log "starting Redis"
   "${sudo_cmd[@]}" mkdir -p /var/lib/redis /var/log/redis
   "${sudo_cmd[@]}" redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 \
-    --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    --save "" --appendonly yes --appendfsync everysec --dir /var/lib/redis \
+    --logfile /var/log/redis/ci.log
 fi
 wait_for Redis redis_up
+if [ "$(redis-cli -h 127.0.0.1 -p 6379 config get appendonly | tail -n 1)" = no ]; then
+  log "Redis was started without an append-only file: turning it on"
+  redis-cli -h 127.0.0.1 -p 6379 config set appendonly yes >/dev/null
+fi
 
 if ! command -v rabbitmq-server >/dev/null; then
   install rabbitmq-server

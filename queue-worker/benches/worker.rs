@@ -48,6 +48,7 @@ use scale0_queue_worker::broker::request_queue_arguments;
 use scale0_queue_worker::instance_client::InstanceClient;
 use scale0_queue_worker::reply::Reply;
 use scale0_queue_worker::request;
+use scale0_state::idempotency::{Ending, Leased, RequestRef};
 use tokio::sync::{Mutex, Semaphore};
 
 fn amqp_url() -> String {
@@ -295,9 +296,10 @@ async fn plain_responder(conn: &Connection, queue: &str) -> tokio::task::JoinHan
 /// The plain responder plus what the design asks of every request, and nothing else:
 /// the contract's broker side (a queue with the request queues' arguments behind
 /// `scale0.requests`, replies with the status headers, mandatory) and its I/O (take a
-/// slot lease in Redis, POST the body to the instance over keep-alive, reply with a
-/// confirm, ack, then release the lease and write the done marker in one pipeline —
-/// the same `Store` calls and HTTP client as the worker). Its rate is the most any
+/// slot lease in Redis and claim the `message_id` in the same script, POST the body to
+/// the instance over keep-alive, reply with a confirm, then release the lease, keep
+/// the reply and mark its address answered in one script, and ack — the same `Store`
+/// calls and HTTP client as the worker). Its rate is the most any
 /// worker built to this design reaches on this machine; worker / this is the worker's
 /// own overhead.
 async fn floor_responder(
@@ -336,7 +338,7 @@ async fn floor_responder(
                 let token = seq.to_string();
                 let now = Utc::now().timestamp_millis();
                 // The worker's own request reading and, below, reply properties.
-                let req = request::parse(
+                let (req, envelope) = request::parse(
                     &spec,
                     d.properties.clone(),
                     d.data.clone(),
@@ -345,11 +347,30 @@ async fn floor_responder(
                     i64::MAX,
                 )
                 .expect("the load's requests are valid");
+                let addresses = [envelope.reply.field()];
+                let request = req.message_id.as_deref().map(|id| RequestRef {
+                    message_id: id,
+                    claim: &token,
+                    addresses: &addresses,
+                });
                 if redis {
                     let leased = store
-                        .acquire_slot(&key, "i1", 1024, &token, now, now + 30_000)
-                        .await;
-                    assert_eq!(leased.ok(), Some(true), "the floor responder's lease");
+                        .lease_for(
+                            &key,
+                            "i1",
+                            1024,
+                            &token,
+                            now,
+                            now + 30_000,
+                            request.map(|r| (r, Duration::from_secs(10))),
+                        )
+                        .await
+                        .map(|l| l.outcome);
+                    assert_eq!(
+                        leased.ok(),
+                        Some(Leased::Granted),
+                        "the floor responder's lease"
+                    );
                 }
                 let answer = http
                     .post(
@@ -373,29 +394,34 @@ async fn floor_responder(
                 let confirm = output
                     .basic_publish(
                         "".into(),
-                        req.reply_to.clone(),
+                        envelope.reply.queue.clone(),
                         BasicPublishOptions {
                             mandatory: true,
                             immediate: false,
                         },
                         &reply.body,
-                        reply.properties(&req),
+                        reply.properties(&envelope.reply, req.message_id.as_deref()),
                     )
                     .await;
-                if let Ok(c) = confirm
-                    && c.await.is_ok()
-                {
-                    let _ = d.acker.ack(BasicAckOptions::default()).await;
-                }
+                let confirmed = match confirm {
+                    Ok(c) => c.await.is_ok(),
+                    Err(_) => false,
+                };
                 if redis {
-                    let done = req
-                        .message_id
-                        .as_deref()
-                        .map(|m| (m, "ok", Duration::from_secs(60)));
+                    let kept = reply.encode();
+                    let ending = request.map(|request| Ending {
+                        request,
+                        reply: Some(&kept),
+                        answered: &addresses,
+                        ttl: Duration::from_secs(60),
+                    });
                     store
-                        .finish_request(&key, Some(("i1", &token)), done)
+                        .finish_request(&key, Some(("i1", &token)), ending)
                         .await
                         .unwrap();
+                }
+                if confirmed {
+                    let _ = d.acker.ack(BasicAckOptions::default()).await;
                 }
             });
         }

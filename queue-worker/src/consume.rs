@@ -8,16 +8,17 @@ use std::sync::atomic::Ordering;
 use chrono::Utc;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Channel};
+use lapin::{Acker, BasicProperties, Channel};
 use scale0_core::contract::{UNROUTED_QUEUE, request_queue};
 use tokio::sync::mpsc;
 
 use crate::broker::{self, Live};
+use crate::commit::{Committer, Unit};
 use crate::deployment::{Ctx, Handle, Msg};
 use crate::reply::{self, Reply};
-use crate::request::{self, Invalid};
+use crate::request::{self, Invalid, ReplyTo};
 
 /// A running consumer, to cancel on shutdown.
 #[derive(Debug)]
@@ -60,6 +61,9 @@ pub async fn start(
                 BasicQosOptions { global: false },
             )
             .await?;
+        // Replies and acks of this channel's deliveries are committed together.
+        ctx.committer
+            .send_replace(Some(Committer::start(channel.clone(), live.epoch).await?));
         let queue = request_queue(&ctx.spec.name);
         let tag = format!("{worker_id}/{}/{}", ctx.spec.name, live.epoch);
         let stream = channel
@@ -97,6 +101,7 @@ pub async fn start(
     channel
         .basic_qos(100, BasicQosOptions { global: false })
         .await?;
+    let committer = Committer::start(channel.clone(), live.epoch).await?;
     let tag = format!("{worker_id}/unrouted/{}", live.epoch);
     let stream = channel
         .basic_consume(
@@ -115,19 +120,38 @@ pub async fn start(
             match item {
                 Ok(delivery) => {
                     if let Some(shared) = &shared {
-                        let shared = shared.clone();
+                        let (shared, committer) = (shared.clone(), committer.clone());
                         tokio::spawn(async move {
                             let name = delivery.routing_key.to_string();
                             let why = Invalid {
                                 kind: "unknown_deployment",
                                 reason: format!("unknown deployment `{name}`"),
                             };
+                            let p = &delivery.properties;
+                            tracing::warn!(
+                                routing_key = %name,
+                                message_id = p.message_id().as_ref().map_or("", |m| m.as_str()),
+                                correlation_id = p.correlation_id().as_ref().map_or("", |c| c.as_str()),
+                                reply_to = p.reply_to().as_ref().map_or("", |r| r.as_str()),
+                                "request for an unknown deployment: dead-lettered (and answered rejected when it has a reply_to)"
+                            );
                             shared
                                 .metrics
                                 .deployment(crate::UNKNOWN_DEPLOYMENT)
                                 .dead_letters
                                 .inc(why.kind);
-                            reject(&shared.broker, delivery, &name, why).await;
+                            let Delivery {
+                                properties,
+                                data,
+                                acker,
+                                ..
+                            } = delivery;
+                            let reject = Reject {
+                                broker: &shared.broker,
+                                committer: &committer,
+                                deployment: &name,
+                            };
+                            reject.send(properties, &data, acker, why).await;
                         });
                     }
                 }
@@ -159,126 +183,80 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
         ..
     } = delivery;
     match request::parse(&ctx.spec, properties, data, redelivered, now_ms, timeout_ms) {
-        Ok(req) => {
-            let handle = Handle { epoch, acker };
-            if req.redelivered && req.message_id.is_some() {
-                // Answered before the worker that had it died? Then ack, do not rerun.
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    let id = req.message_id.as_deref().unwrap_or_default();
-                    match ctx.shared.store.done_status(&ctx.spec.name, id).await {
-                        Ok(Some(status)) => {
-                            ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
-                            tracing::info!(deployment = %ctx.spec.name, message_id = id, %status, "redelivered request already answered; acked");
-                            let _ = handle.acker.ack(BasicAckOptions::default()).await;
-                        }
-                        Ok(None) => {
-                            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
-                        }
-                        Err(_) => {
-                            // Without the marker, running it again is the safe side.
-                            ctx.shared
-                                .metrics
-                                .redis_errors
-                                .fetch_add(1, Ordering::Relaxed);
-                            let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
-                        }
-                    }
-                });
-            } else {
-                let _ = ctx.inbox.send(Msg::Arrival(Box::new(req), handle));
-            }
+        Ok((req, envelope)) => {
+            let handle = Handle {
+                epoch,
+                acker,
+                envelope,
+            };
+            let _ = ctx
+                .inbox
+                .send(Msg::Arrival(Box::new(req), Box::new(handle)));
         }
         Err(rejected) => {
             let request::Rejected {
                 invalid: why,
                 properties,
-                body: data,
+                body,
             } = *rejected;
             ctx.metrics.dead_letters.inc(why.kind);
-            tracing::info!(deployment = %ctx.spec.name, reason = %why.reason, "dead-lettering an unanswerable message");
-            let delivery = Delivery {
-                delivery_tag: 0,
-                exchange: "".into(),
-                routing_key: ctx.spec.name.as_str().into(),
-                redelivered,
-                properties,
-                data,
-                acker,
-            };
-            let (ctx, name) = (ctx.clone(), ctx.spec.name.clone());
+            tracing::info!(
+                deployment = %ctx.spec.name,
+                reason = %why.reason,
+                message_id = properties.message_id().as_ref().map_or("", |m| m.as_str()),
+                correlation_id = properties.correlation_id().as_ref().map_or("", |c| c.as_str()),
+                "dead-lettering an unanswerable message"
+            );
+            let ctx = ctx.clone();
             tokio::spawn(async move {
-                reject(&ctx.shared.broker, delivery, &name, why).await;
+                let committer = ctx.current_committer().await;
+                let reject = Reject {
+                    broker: &ctx.shared.broker,
+                    committer: &committer,
+                    deployment: &ctx.spec.name,
+                };
+                reject.send(properties, &body, acker, why).await;
             });
         }
     }
 }
 
-/// Dead-letter a message with its reason, answer `rejected` when it has a `reply_to`,
-/// then ack it. If the dead letter cannot be published the message stays unacked (its
-/// connection is gone; the broker redelivers it).
-pub async fn reject(
-    broker: &crate::broker::Broker,
-    delivery: Delivery,
-    deployment: &str,
-    why: Invalid,
-) {
-    let Delivery {
-        properties,
-        data,
-        routing_key,
-        acker,
-        ..
-    } = delivery;
-    if reply::dead_letter(
-        broker,
-        &properties,
-        &data,
-        routing_key.as_str(),
-        deployment,
-        &why,
-    )
-    .await
-    .is_err()
-    {
-        return;
-    }
-    if why.kind != "no_reply_to"
-        && let Some(reply_to) = properties
-            .reply_to()
-            .clone()
-            .filter(|r| !r.as_str().is_empty())
-    {
-        let req = request::Request {
-            deployment: deployment.to_string(),
-            body: Default::default(),
-            reply_to,
-            correlation_id: properties.correlation_id().clone(),
-            message_id: properties.message_id().as_ref().map(|m| m.to_string()),
-            priority: 0,
-            deadline_ms: 0,
-            content_type: None,
-            persistent: *properties.delivery_mode() == Some(2),
-            received_ms: 0,
-            redelivered: false,
-            properties: BasicProperties::default(),
+/// Where a rejected message goes: its dead letter through the broker, its `rejected`
+/// reply and its ack through the committer of its channel.
+struct Reject<'a> {
+    broker: &'a crate::broker::Broker,
+    committer: &'a Committer,
+    deployment: &'a str,
+}
+
+impl Reject<'_> {
+    /// Dead-letter a message with its reason (confirmed), then answer `rejected` when
+    /// it has a `reply_to` and ack it, both in one commit. If the dead letter cannot be
+    /// published the message stays unacked (its connection is gone; the broker
+    /// redelivers it).
+    async fn send(&self, properties: BasicProperties, body: &[u8], acker: Acker, why: Invalid) {
+        let d = self.deployment;
+        if reply::dead_letter(self.broker, &properties, body, d, d, &why)
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut unit = Unit {
+            ack: vec![acker],
+            ..Unit::default()
         };
-        let answer = Reply::not_run(
-            scale0_core::contract::ReplyStatus::Rejected,
-            why.reason.clone(),
-        );
-        // Best effort: the dead letter already keeps the message.
-        let give_up = Some(tokio::time::Instant::now() + std::time::Duration::from_secs(5));
-        let _ = broker
-            .publish(
-                "",
-                req.reply_to.as_str(),
-                true,
-                &answer.body,
-                answer.properties(&req),
-                give_up,
-            )
-            .await;
+        if why.kind != "no_reply_to"
+            && let Some(to) = ReplyTo::of(&properties)
+        {
+            let answer = Reply::not_run(
+                scale0_core::contract::ReplyStatus::Rejected,
+                why.reason.clone(),
+            );
+            let message_id = properties.message_id().as_ref().map(|m| m.as_str());
+            unit.publish.push(reply::outgoing(&to, message_id, &answer));
+        }
+        // A reply that cannot be routed needs nothing more: the dead letter keeps it.
+        let _ = self.committer.commit(unit).await;
     }
-    let _ = acker.ack(BasicAckOptions::default()).await;
 }

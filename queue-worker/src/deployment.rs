@@ -10,7 +10,7 @@
 //!                         └──spawn──▶ finish: reply (confirmed) → ack → done marker
 //! ```
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,35 +18,38 @@ use std::time::Duration;
 use chrono::Utc;
 use hyper::Uri;
 use lapin::Acker;
-use lapin::options::{BasicAckOptions, BasicNackOptions};
 use scale0_core::admission::{self, Booting, Capacity, Estimator, ShedReason};
 use scale0_core::config::Deployment;
 use scale0_core::contract::{
     ControlEvent, ControlEventKind, InstanceRecord, InstanceState, ReplyStatus,
 };
 use scale0_core::policy::Cap;
-use tokio::sync::{mpsc, oneshot};
+use scale0_state::idempotency::{Checked, Ending, Leased, RequestRef, Standing};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::Shared;
-use crate::broker::Published;
+use crate::commit::{Committed, Committer, Unit};
 use crate::held::{HeldQueue, Key};
 use crate::instance_client::{Answer, CallError, endpoint_uri};
 use crate::metrics::DeploymentMetrics;
 use crate::reply::{self, Reply};
-use crate::request::{Invalid, Request};
+use crate::request::{Envelope, Invalid, Request};
 
-/// A delivery of a request on one connection epoch.
+/// A delivery of a request on one connection epoch, with where its own reply goes.
 #[derive(Debug)]
 pub struct Handle {
     pub epoch: u64,
     pub acker: Acker,
+    pub envelope: Envelope,
 }
 
-/// The deliveries answering one request: the first, plus redeliveries of the same
-/// `message_id` that arrived while it was being served. `closed` once its reply is
-/// confirmed: a later copy is acked at once.
+/// The deliveries answering one request: the first, plus copies of the same
+/// `message_id` that arrived while it was held or served (redeliveries, or other
+/// producers' requests with that id). Each copy gets the one run's reply at its own
+/// address. `closed` once the replies are confirmed: a later copy starts a job of its
+/// own, which finds the kept reply in Redis.
 #[derive(Debug, Default)]
 pub struct Deliveries {
     handles: Vec<Handle>,
@@ -75,11 +78,52 @@ pub struct Job {
     /// (a 5xx or 429 and its body).
     last_answer: Option<Reply>,
     queue_ms: Option<u64>,
+    /// Reply addresses (`ReplyTo::field`) Redis said were answered already.
+    answered: HashSet<String>,
 }
 
 impl Job {
     fn key(&self) -> Key {
         Key::new(self.req.priority, self.seq)
+    }
+
+    /// The distinct reply addresses of every delivery, and the deliveries with them.
+    fn addresses(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for h in &lock(&self.deliveries).handles {
+            let field = h.envelope.reply.field();
+            if !out.contains(&field) {
+                out.push(field);
+            }
+        }
+        out
+    }
+
+    /// What Redis knows this job by: its `message_id`, its claim (unique per job) and
+    /// its addresses.
+    fn request_ref<'a>(
+        &'a self,
+        claim: &'a str,
+        addresses: &'a [String],
+    ) -> Option<RequestRef<'a>> {
+        Some(RequestRef {
+            message_id: self.req.message_id.as_deref()?,
+            claim,
+            addresses,
+        })
+    }
+
+    /// The job's claim on its request in Redis: unique per worker and job.
+    fn claim(&self, worker_id: &str) -> String {
+        format!("{worker_id}:{}", self.seq)
+    }
+
+    fn note_answered(&mut self, addresses: &[String], answered: &[bool]) {
+        for (a, yes) in addresses.iter().zip(answered) {
+            if *yes {
+                self.answered.insert(a.clone());
+            }
+        }
     }
 }
 
@@ -96,7 +140,7 @@ pub enum Outcome {
 /// The actor's inbox.
 #[derive(Debug)]
 pub enum Msg {
-    Arrival(Box<Request>, Handle),
+    Arrival(Box<Request>, Box<Handle>),
     Snapshot(Box<Snapshot>),
     /// No lease could be taken on `instance` (full across workers, or Redis failed).
     Busy {
@@ -111,6 +155,9 @@ pub enum Msg {
     },
     /// Try the job again elsewhere.
     Retry(Box<Job>),
+    /// Another job (of this or another worker) runs this request: look again in a
+    /// moment, for its reply or for its claim to lapse.
+    Park(Box<Job>),
     /// A job's reply is confirmed and acked (or given up).
     Finished {
         seq: u64,
@@ -180,6 +227,10 @@ pub struct Ctx {
     pub spec: Deployment,
     pub metrics: Arc<DeploymentMetrics>,
     pub inbox: mpsc::UnboundedSender<Msg>,
+    /// The committer of the consumer channel of the current connection, if connected:
+    /// every reply to this deployment's requests and every ack and nack of its
+    /// deliveries goes through it.
+    pub committer: watch::Sender<Option<Committer>>,
     /// Arrivals not yet written to Redis (the reporter swaps it out).
     pub unflushed_arrivals: std::sync::atomic::AtomicU64,
     /// `(service ms, latency ms)` samples not yet written to Redis.
@@ -191,6 +242,18 @@ pub struct Ctx {
 impl Ctx {
     fn send(&self, msg: Msg) {
         let _ = self.inbox.send(msg);
+    }
+
+    /// The current connection's committer, waiting for a connection.
+    pub async fn current_committer(&self) -> Committer {
+        let mut rx = self.committer.subscribe();
+        loop {
+            if let Some(c) = rx.borrow_and_update().clone() {
+                return c;
+            }
+            // The sender lives in this Ctx, so it cannot go away.
+            let _ = rx.changed().await;
+        }
     }
 
     fn threshold(&self) -> u32 {
@@ -280,6 +343,8 @@ pub struct Actor {
     working: HashMap<u64, (SharedDeliveries, Option<AbortHandle>)>,
     /// Deliveries of every request held or worked on, by `message_id`.
     active: HashMap<String, SharedDeliveries>,
+    /// Jobs waiting for another job's run of their request, until they look again.
+    parked: Vec<(Instant, Job)>,
     next_activation: Instant,
     draining: Option<oneshot::Sender<()>>,
     drain_started: bool,
@@ -312,6 +377,7 @@ impl Actor {
             held_all_workers: 0,
             working: HashMap::new(),
             active: HashMap::new(),
+            parked: Vec::new(),
             next_activation: Instant::now(),
             draining: None,
             drain_started: false,
@@ -339,6 +405,7 @@ impl Actor {
             self.publish_gauges();
             if self.drain_started
                 && self.held.is_empty()
+                && self.parked.is_empty()
                 && self.working.is_empty()
                 && let Some(done) = self.draining.take()
             {
@@ -348,7 +415,11 @@ impl Actor {
     }
 
     fn next_wakeup(&self) -> Option<Instant> {
-        let deadline = self.held.next_deadline();
+        let parked = self.parked.iter().map(|(at, _)| *at).min();
+        let deadline = match (self.held.next_deadline(), parked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         let busy = if self.held.is_empty() {
             None
         } else {
@@ -362,17 +433,16 @@ impl Actor {
 
     fn publish_gauges(&self) {
         let m = &self.ctx.metrics;
-        m.held.store(self.held.len() as i64, Ordering::Relaxed);
+        let held = self.held.len() + self.parked.len();
+        m.held.store(held as i64, Ordering::Relaxed);
         m.in_flight
             .store(self.working.len() as i64, Ordering::Relaxed);
-        self.ctx
-            .held_now
-            .store(self.held.len() as u64, Ordering::Relaxed);
+        self.ctx.held_now.store(held as u64, Ordering::Relaxed);
     }
 
     fn handle(&mut self, msg: Msg) {
         match msg {
-            Msg::Arrival(req, handle) => self.arrival(*req, handle),
+            Msg::Arrival(req, handle) => self.arrival(*req, *handle),
             Msg::Snapshot(s) => self.snapshot(*s),
             Msg::Busy {
                 job,
@@ -423,13 +493,27 @@ impl Actor {
                 self.working.remove(&job.seq);
                 self.hold(*job);
             }
+            Msg::Park(job) => {
+                self.working.remove(&job.seq);
+                if self.drain_started {
+                    self.requeue(*job);
+                } else {
+                    let at = Instant::now() + self.ctx.shared.settings.refresh_interval;
+                    self.parked.push((at, *job));
+                }
+            }
             Msg::Finished {
                 seq,
                 message_id,
                 sample,
             } => {
-                self.working.remove(&seq);
-                if let Some(id) = message_id {
+                if let Some((deliveries, _)) = self.working.remove(&seq)
+                    && let Some(id) = message_id
+                    && self
+                        .active
+                        .get(&id)
+                        .is_some_and(|a| Arc::ptr_eq(a, &deliveries))
+                {
                     self.active.remove(&id);
                 }
                 if let Some(s) = sample {
@@ -444,12 +528,18 @@ impl Actor {
                 }
             }
             Msg::ConnectionLost { epoch } => {
-                let dropped = self.held.drain_where(|job| {
+                let of_epoch = |job: &Job| {
                     lock(&job.deliveries)
                         .handles
                         .iter()
                         .all(|h| h.epoch <= epoch)
-                });
+                };
+                let mut dropped = self.held.drain_where(of_epoch);
+                let (gone, kept) = std::mem::take(&mut self.parked)
+                    .into_iter()
+                    .partition(|(_, job)| of_epoch(job));
+                self.parked = kept;
+                dropped.extend(gone.into_iter().map(|(_, job)| (job.key(), job)));
                 for (_, job) in &dropped {
                     if let Some(id) = &job.req.message_id {
                         self.active.remove(id);
@@ -466,9 +556,12 @@ impl Actor {
             Msg::Drain(done) => {
                 self.drain_started = true;
                 self.draining = Some(done);
-                let held: Vec<(Key, Job)> = std::iter::from_fn(|| self.held.pop_next()).collect();
+                let mut held: Vec<Job> = std::iter::from_fn(|| self.held.pop_next())
+                    .map(|(_, job)| job)
+                    .collect();
+                held.extend(std::mem::take(&mut self.parked).into_iter().map(|(_, j)| j));
                 let n = held.len();
-                for (_, job) in held {
+                for job in held {
                     self.requeue(job);
                 }
                 tracing::info!(deployment = %self.ctx.spec.name, requeued = n, in_flight = self.working.len(), "draining");
@@ -496,16 +589,21 @@ impl Actor {
             self.active.remove(id);
         }
         let handles = std::mem::take(&mut lock(&job.deliveries).handles);
+        // Deliveries of a lost connection are requeued by the broker already.
+        let Some(committer) = self.ctx.committer.borrow().clone() else {
+            return;
+        };
+        let requeue = handles
+            .into_iter()
+            .filter(|h| h.epoch == committer.epoch && h.acker.usable())
+            .map(|h| h.acker)
+            .collect();
         tokio::spawn(async move {
-            for h in handles {
-                let _ = h
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        multiple: false,
-                    })
-                    .await;
-            }
+            let unit = Unit {
+                requeue,
+                ..Unit::default()
+            };
+            let _ = committer.commit(unit).await;
         });
     }
 
@@ -528,25 +626,21 @@ impl Actor {
                 avoid: Vec::new(),
                 last_answer: None,
                 queue_ms: None,
+                answered: HashSet::new(),
             });
             return;
         }
         // A copy of a request this worker is already holding or serving (a
-        // redelivery after a lost connection): answer both with one run.
+        // redelivery after a lost connection, or another producer's request with the
+        // same message_id): one run answers every copy, each at its own address.
         if let Some(id) = &req.message_id
             && let Some(existing) = self.active.get(id)
         {
-            self.ctx.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
             let mut d = lock(existing);
-            if d.closed {
-                drop(d);
-                tokio::spawn(async move {
-                    let _ = handle.acker.ack(BasicAckOptions::default()).await;
-                });
-            } else {
+            if !d.closed {
                 d.handles.push(handle);
+                return;
             }
-            return;
         }
         if !req.redelivered {
             self.ctx.unflushed_arrivals.fetch_add(1, Ordering::Relaxed);
@@ -583,6 +677,7 @@ impl Actor {
             avoid: Vec::new(),
             last_answer: None,
             queue_ms: None,
+            answered: HashSet::new(),
         };
 
         if remaining.is_zero() {
@@ -726,6 +821,10 @@ impl Actor {
         let mut doomed = Vec::new();
         for (rank, (key, deadline, _)) in self.held.iter().enumerate() {
             let remaining = deadline.saturating_duration_since(now);
+            if remaining.is_zero() {
+                // Its deadline passed: it is answered `expired` (on_timers), not shed.
+                continue;
+            }
             if let Some(reason) = estimator.shed(base + rank as u64, remaining, self.cap_reason()) {
                 doomed.push((key, reason));
             }
@@ -870,6 +969,13 @@ impl Actor {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
+        let (due, waiting) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.parked = waiting;
+        for (_, job) in due {
+            self.hold(job);
+        }
         for (_, job) in self.held.pop_expired(now) {
             self.expire(job);
         }
@@ -966,7 +1072,14 @@ impl Actor {
     fn finish_here(&mut self, job: Job, reply: Reply) {
         let seq = job.seq;
         let deliveries = job.deliveries.clone();
-        let handle = tokio::spawn(finish(self.ctx.clone(), job, reply, None, None));
+        let handle = tokio::spawn(finish(
+            self.ctx.clone(),
+            job,
+            reply,
+            Source::NotRun,
+            None,
+            None,
+        ));
         self.working
             .insert(seq, (deliveries, Some(handle.abort_handle())));
     }
@@ -1007,22 +1120,45 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
     let lease_ms = ctx.shared.settings.lease_ttl.as_millis().max(1) as i64;
     let deadline_ms = job.req.deadline_ms;
     let lease_until = move |now_ms: i64| now_ms.saturating_add(lease_ms).min(deadline_ms);
+    let claim = job.claim(&ctx.shared.settings.worker_id);
+    let addresses = job.addresses();
+    let claim_ttl = ctx.shared.settings.lease_ttl;
     let now_ms = Utc::now().timestamp_millis();
-    match ctx
+    let leased = ctx
         .shared
         .store
-        .acquire_slot(
+        .lease_for(
             d,
             &target.id,
             target.slots,
             &token,
             now_ms,
             lease_until(now_ms),
+            job.request_ref(&claim, &addresses).map(|r| (r, claim_ttl)),
         )
-        .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
+        .await;
+    match leased {
+        Ok(Checked {
+            outcome: Leased::Granted,
+            answered,
+        }) => job.note_answered(&addresses, &answered),
+        Ok(Checked {
+            outcome: Leased::NotNeeded(standing),
+            answered,
+        }) => {
+            // No slot was taken.
+            ctx.send(Msg::Released {
+                instance: target.id,
+                outcome: Outcome::Neutral,
+            });
+            job.note_answered(&addresses, &answered);
+            settle_elsewhere(ctx, job, standing).await;
+            return;
+        }
+        Ok(Checked {
+            outcome: Leased::Full,
+            ..
+        }) => {
             ctx.metrics.attempts.inc("lease_refused");
             ctx.send(Msg::Busy {
                 job: Box::new(job),
@@ -1063,6 +1199,11 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         // Renew the lease while the instance works, so it outlives a short TTL but
         // not this worker.
         let renew = async {
+            let claim = job
+                .req
+                .message_id
+                .as_deref()
+                .map(|id| (id, claim.as_str(), claim_ttl));
             let every = ctx.shared.settings.lease_ttl / 3;
             loop {
                 tokio::time::sleep(every).await;
@@ -1073,7 +1214,7 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
                 match ctx
                     .shared
                     .store
-                    .renew_slot(d, &target.id, &token, now_ms, lease_until(now_ms))
+                    .renew_slot(d, &target.id, &token, now_ms, lease_until(now_ms), claim)
                     .await
                 {
                     Ok(true) => {}
@@ -1187,7 +1328,33 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         service.as_millis() as u64,
         job.arrived.elapsed().as_millis() as u64,
     ));
-    finish(ctx, job, reply, sample, Some(lease)).await;
+    finish(ctx, job, reply, Source::Run, sample, Some(lease)).await;
+}
+
+/// A job whose request another job ran, answered, or runs now.
+async fn settle_elsewhere(ctx: Arc<Ctx>, job: Job, standing: Standing) {
+    match standing {
+        Standing::Done { reply } => match Reply::decode(&reply) {
+            Some(kept) => finish(ctx, job, kept, Source::Kept, None, None).await,
+            None => {
+                let reply = Reply::not_run(
+                    ReplyStatus::Failed,
+                    "the reply another worker kept for this message_id is unreadable",
+                );
+                finish(ctx, job, reply, Source::Kept, None, None).await
+            }
+        },
+        Standing::Answered => {
+            let claim = job.claim(&ctx.shared.settings.worker_id);
+            settle(ctx, job, None, Source::Kept, None, None, claim).await
+        }
+        Standing::ClaimedElsewhere => {
+            ctx.metrics.attempts.inc("claimed_elsewhere");
+            ctx.send(Msg::Park(Box::new(job)));
+        }
+        // Open again (its claim lapsed): take it from the top.
+        Standing::Open => ctx.send(Msg::Retry(Box::new(job))),
+    }
 }
 
 /// A slot lease held for a request, and what its attempt taught about the instance.
@@ -1200,7 +1367,7 @@ struct Lease {
 
 /// Release a lease and/or write a done marker in one round trip, then tell the actor
 /// the slot is free (only now, so its next acquire is not refused by our own lease).
-async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<(&str, &str, Duration)>) {
+async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<Ending<'_>>) {
     if lease.is_none() && done.is_none() {
         return;
     }
@@ -1289,20 +1456,80 @@ async fn call(
         })
 }
 
-/// Send a job's terminal reply, ack its deliveries, mark it done and release its
-/// slot lease (one Redis round trip for both).
+/// Where a job's terminal reply comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// This job's own run (an instance's answer, or `failed` after its attempts): kept
+    /// in Redis for later copies of the request.
+    Run,
+    /// This job never ran (`shed`, `expired`): first ask Redis whether another job
+    /// answered the request or runs it now.
+    NotRun,
+    /// Another job's run, kept in Redis.
+    Kept,
+}
+
+/// Send a job's terminal reply to the address of each of its deliveries not answered
+/// yet, record the reply and the addresses in Redis with the lease's release (one
+/// round trip), then ack the deliveries. `reply` is `None` when every address was
+/// answered already and nothing was kept to answer a new one with.
 async fn finish(
     ctx: Arc<Ctx>,
-    job: Job,
+    mut job: Job,
     reply: Reply,
+    mut source: Source,
     sample: Option<(u64, u64)>,
     lease: Option<Lease>,
 ) {
     let d = ctx.spec.name.as_str();
-    let live = lock(&job.deliveries)
-        .handles
-        .iter()
-        .any(|h| h.acker.usable());
+    let claim = job.claim(&ctx.shared.settings.worker_id);
+    let mut reply = Some(reply);
+    if source == Source::NotRun {
+        let addresses = job.addresses();
+        if let Some(request) = job.request_ref(&claim, &addresses) {
+            match ctx.shared.store.request_standing(d, request).await {
+                Ok(Checked { outcome, answered }) => {
+                    job.note_answered(&addresses, &answered);
+                    match outcome {
+                        Standing::Open => {}
+                        Standing::Done { reply: kept } => {
+                            if let Some(kept) = Reply::decode(&kept) {
+                                reply = Some(kept);
+                                source = Source::Kept;
+                            }
+                        }
+                        Standing::Answered => reply = None,
+                        Standing::ClaimedElsewhere => {
+                            release(&ctx, lease, None).await;
+                            ctx.send(Msg::Park(Box::new(job)));
+                            return;
+                        }
+                    }
+                }
+                // Without Redis, answering is the side that loses nothing.
+                Err(_) => {
+                    ctx.shared
+                        .metrics
+                        .redis_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+    settle(ctx, job, reply, source, sample, lease, claim).await;
+}
+
+async fn settle(
+    ctx: Arc<Ctx>,
+    job: Job,
+    reply: Option<Reply>,
+    source: Source,
+    sample: Option<(u64, u64)>,
+    lease: Option<Lease>,
+    claim: String,
+) {
+    let d = ctx.spec.name.as_str();
+    let message_id = job.req.message_id.as_deref();
     let finished = |ctx: &Ctx, sample| {
         ctx.send(Msg::Finished {
             seq: job.seq,
@@ -1310,7 +1537,11 @@ async fn finish(
             sample,
         })
     };
-    if !live && job.req.message_id.is_none() {
+    let live = lock(&job.deliveries)
+        .handles
+        .iter()
+        .any(|h| h.acker.usable());
+    if !live && message_id.is_none() {
         // Its connection is gone and the broker redelivers it; without a message_id
         // the copy cannot be recognised, so the copy's reply will be the only one.
         tracing::info!(
@@ -1321,58 +1552,117 @@ async fn finish(
         finished(&ctx, None);
         return;
     }
-    match reply::send(&ctx.shared.broker, &job.req, &reply).await {
-        Ok(Published::Confirmed) => {}
-        Ok(Published::Returned(code, text)) => {
-            // No queue by the reply_to name: the reply cannot be delivered. Keep the
-            // request for a person instead of dropping it.
-            let why = Invalid {
-                kind: "unroutable_reply",
-                reason: format!(
-                    "reply_to `{}` is not routable ({code} {text}); the request ended {}",
-                    job.req.reply_to, reply.status
-                ),
-            };
-            ctx.metrics.dead_letters.inc(why.kind);
-            if reply::dead_letter(
-                &ctx.shared.broker,
-                &job.req.properties,
-                &job.req.body,
-                d,
-                d,
-                &why,
-            )
-            .await
-            .is_err()
-            {
-                release(&ctx, lease, None).await;
-                finished(&ctx, None);
-                return;
-            }
-        }
-        Err(e) => {
-            tracing::warn!(deployment = d, error = %e, "reply not sent; the request stays unacked");
-            release(&ctx, lease, None).await;
-            finished(&ctx, None);
-            return;
-        }
-    }
+    // Later copies start a job of their own (and find the kept reply).
     let handles = {
         let mut dl = lock(&job.deliveries);
         dl.closed = true;
         std::mem::take(&mut dl.handles)
     };
-    for h in handles {
-        let _ = h.acker.ack(BasicAckOptions::default()).await;
+    // One reply per address not answered yet; with nothing to answer a new address
+    // with, its delivery is requeued to run again.
+    let committer = ctx.current_committer().await;
+    let mut unit = Unit::default();
+    let mut replied: Vec<(String, usize)> = Vec::new();
+    let mut unanswerable = Vec::new();
+    for (i, h) in handles.iter().enumerate() {
+        let field = h.envelope.reply.field();
+        if replied.iter().any(|(f, _)| *f == field) || job.answered.contains(&field) {
+            continue;
+        }
+        match &reply {
+            Some(reply) => {
+                unit.publish
+                    .push(reply::outgoing(&h.envelope.reply, message_id, reply));
+                replied.push((field, i));
+            }
+            None => unanswerable.push(i),
+        }
     }
-    let status = reply.status.to_string();
-    ctx.metrics.replies.inc(&status);
-    let done = job.req.message_id.as_deref().map(|id| {
+    for (i, h) in handles.iter().enumerate() {
+        if h.epoch == committer.epoch && h.acker.usable() {
+            let to = if unanswerable.contains(&i) {
+                &mut unit.requeue
+            } else {
+                &mut unit.ack
+            };
+            to.push(h.acker.clone());
+        }
+    }
+    let mut sent: Vec<String> = Vec::new();
+    match committer.commit(unit).await {
+        Committed::Done { returned } => {
+            for (k, code, text) in returned {
+                let h = &handles[replied[k].1];
+                let to = &h.envelope.reply;
+                let status = reply
+                    .as_ref()
+                    .map_or(String::new(), |r| r.status.to_string());
+                // No queue by the reply_to name: the reply cannot be delivered. Keep the
+                // request for a person instead of dropping it.
+                tracing::warn!(
+                    deployment = d,
+                    reply_to = %to.queue,
+                    correlation_id = to.correlation_id.as_ref().map_or("", |c| c.as_str()),
+                    message_id = message_id.unwrap_or_default(),
+                    %status,
+                    code,
+                    %text,
+                    "reply not routable: no queue by its reply_to; the request is dead-lettered"
+                );
+                let why = Invalid {
+                    kind: "unroutable_reply",
+                    reason: format!(
+                        "reply_to `{}` is not routable ({code} {text}); the request ended {status}",
+                        to.queue
+                    ),
+                };
+                ctx.metrics.dead_letters.inc(why.kind);
+                let _ = reply::dead_letter(
+                    &ctx.shared.broker,
+                    &h.envelope.properties,
+                    &job.req.body,
+                    d,
+                    d,
+                    &why,
+                )
+                .await;
+            }
+            if let Some(reply) = &reply {
+                for _ in &replied {
+                    ctx.metrics.replies.inc(&reply.status.to_string());
+                }
+            }
+            sent = replied.into_iter().map(|(f, _)| f).collect();
+        }
+        Committed::Unknown(why) => {
+            // Committed or rolled back: a delivery that comes back was not answered, so
+            // its address is not recorded as answered; the kept reply answers it.
+            tracing::warn!(deployment = d, error = %why, "reply commit outcome unknown; a redelivered copy gets the kept reply");
+        }
+    }
+    // The record: the kept reply for later copies, and the addresses answered.
+    let kept = reply
+        .as_ref()
+        .filter(|_| source == Source::Run)
+        .map(Reply::encode);
+    let ending = job.request_ref(&claim, &[]).map(|request| {
         let now_ms = Utc::now().timestamp_millis();
-        let ttl = Duration::from_millis((job.req.deadline_ms - now_ms).max(0) as u64)
-            + ctx.shared.settings.done_ttl_after_deadline;
-        (id, status.as_str(), ttl)
+        Ending {
+            request,
+            reply: kept.as_deref(),
+            answered: &sent,
+            ttl: Duration::from_millis((job.req.deadline_ms - now_ms).max(0) as u64)
+                + ctx.shared.settings.done_ttl_after_deadline,
+        }
     });
-    release(&ctx, lease, done).await;
+    release(&ctx, lease, ending).await;
+    // Every delivery but the one that ran here is a copy that did not run.
+    let ran_here = reply.is_some() && source != Source::Kept;
+    let copies = (0..handles.len())
+        .filter(|i| (*i > 0 || !ran_here) && !unanswerable.contains(i))
+        .count();
+    ctx.metrics
+        .duplicates
+        .fetch_add(copies as u64, Ordering::Relaxed);
     finished(&ctx, sample);
 }

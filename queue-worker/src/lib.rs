@@ -21,6 +21,7 @@
 //! - [`settings`]: per-process settings ([`WorkerSettings`]).
 //! - [`broker`]: topology, the live connection, publishing with confirms.
 //! - [`consume`]: consumers; reading deliveries; dead letters for bad input.
+//! - [`commit`]: replies and acks committed together, one transaction per batch.
 //! - [`request`]: a delivery → [`request::Request`] (deadline, priority) or why not.
 //! - [`held`]: the held queue in dispatch and deadline order.
 //! - [`instance_client`]: HTTP to instances (dispatch and readiness probes).
@@ -33,6 +34,7 @@
 //! metrics address first); shutdown is a future passed in.
 
 pub mod broker;
+pub mod commit;
 pub mod consume;
 pub mod deployment;
 pub mod held;
@@ -203,6 +205,7 @@ impl Worker {
                 shared: shared.clone(),
                 spec,
                 inbox: tx,
+                committer: watch::channel(None).0,
                 unflushed_arrivals: AtomicU64::new(0),
                 unflushed_samples: std::sync::Mutex::new(Vec::new()),
                 held_now: AtomicU64::new(0),
@@ -449,6 +452,7 @@ async fn supervise(
             .broker_connected
             .store(false, Ordering::Relaxed);
         for ctx in &ctxs {
+            ctx.committer.send_replace(None);
             let _ = ctx.inbox.send(Msg::ConnectionLost { epoch });
         }
         let _ = tokio::time::timeout(

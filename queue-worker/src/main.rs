@@ -47,14 +47,30 @@ struct Args {
     /// Registry reads and readiness probes of booting instances.
     #[arg(long, default_value = "200ms")]
     refresh_interval: HumanDuration,
+    /// Shut down (as on SIGTERM) once the process PID is no longer this one's parent:
+    /// a supervisor that dies without stopping its workers (`scale0 local` killed)
+    /// leaves none behind. PID is the supervisor's own (a value read here could already
+    /// be init's, if it died first).
+    #[arg(long, value_name = "PID")]
+    parent_pid: Option<u32>,
 }
 
-async fn shutdown_signal() {
+async fn shutdown_signal(parent: Option<u32>) {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("install a SIGTERM handler");
+    let orphaned = async {
+        let Some(parent) = parent else {
+            return std::future::pending().await;
+        };
+        // A process whose parent exits is re-parented (to init or a subreaper).
+        while std::os::unix::process::parent_id() == parent {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    };
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT"),
+        _ = orphaned => tracing::warn!(parent, "the parent process exited; shutting down"),
     }
 }
 
@@ -82,8 +98,10 @@ async fn async_main() {
     tracing_subscriber::fmt()
         .json()
         .with_env_filter(
+            // lapin warns of every returned message with its body as decimal bytes; the
+            // worker logs an unroutable reply itself, with the request's ids.
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,lapin=warn".into()),
+                .unwrap_or_else(|_| "info,lapin=warn,lapin::returned_messages=error".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -137,6 +155,6 @@ async fn real_main() -> anyhow::Result<()> {
         let _ = out.flush();
         tracing::info!(%addr, "metrics and health listening");
     }
-    worker.run(shutdown_signal()).await?;
+    worker.run(shutdown_signal(args.parent_pid)).await?;
     Ok(())
 }

@@ -5,8 +5,9 @@ use lapin::BasicProperties;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use scale0_core::contract::{DEAD_LETTER_EXCHANGE, ReplyStatus, headers};
 
-use crate::broker::{Broker, PublishError, Published};
-use crate::request::{Invalid, Request};
+use crate::broker::{Broker, PublishError};
+use crate::commit::Outgoing;
+use crate::request::{Invalid, ReplyTo};
 
 /// One terminal answer to a request.
 #[derive(Debug, Clone)]
@@ -51,8 +52,8 @@ impl Reply {
         }
     }
 
-    /// The properties of this reply to `req`.
-    pub fn properties(&self, req: &Request) -> BasicProperties {
+    /// The properties of this reply to `to`, for the request `message_id`.
+    pub fn properties(&self, to: &ReplyTo, message_id: Option<&str>) -> BasicProperties {
         let mut h = FieldTable::default();
         h.insert(
             headers::STATUS.into(),
@@ -88,15 +89,11 @@ impl Reply {
         }
         let mut p = BasicProperties::default()
             .with_headers(h)
-            .with_delivery_mode(if req.persistent { 2 } else { 1 });
-        if let Some(c) = &req.correlation_id {
+            .with_delivery_mode(if to.persistent { 2 } else { 1 });
+        if let Some(c) = &to.correlation_id {
             p = p.with_correlation_id(c.clone());
         }
-        if let Some(m) = req
-            .message_id
-            .as_deref()
-            .and_then(|m| ShortString::try_new(m).ok())
-        {
+        if let Some(m) = message_id.and_then(|m| ShortString::try_new(m).ok()) {
             p = p.with_message_id(m);
         }
         if let Some(ct) = self
@@ -108,47 +105,73 @@ impl Reply {
         }
         p
     }
+
+    /// The reply as the done record keeps it for later copies of the request: a JSON
+    /// line of everything but the body, then the body as it is.
+    pub fn encode(&self) -> Vec<u8> {
+        let meta = serde_json::json!({
+            "status": self.status.to_string(),
+            "content_type": self.content_type,
+            "reason": self.reason,
+            "instance": self.instance,
+            "queue_ms": self.queue_ms,
+            "cold_start": self.cold_start,
+            "retry_after": self.retry_after,
+        });
+        let mut out = meta.to_string().into_bytes();
+        out.push(b'\n');
+        out.extend_from_slice(&self.body);
+        out
+    }
+
+    /// A reply [`Reply::encode`] wrote; `None` if `bytes` are not one.
+    pub fn decode(bytes: &[u8]) -> Option<Reply> {
+        let split = bytes.iter().position(|b| *b == b'\n')?;
+        let meta: serde_json::Value = serde_json::from_slice(&bytes[..split]).ok()?;
+        let text = |k: &str| meta.get(k)?.as_str().map(str::to_string);
+        Some(Reply {
+            status: meta.get("status")?.as_str()?.parse().ok()?,
+            body: Bytes::copy_from_slice(&bytes[split + 1..]),
+            content_type: text("content_type"),
+            reason: text("reason"),
+            instance: text("instance"),
+            queue_ms: meta.get("queue_ms").and_then(|v| v.as_u64()),
+            cold_start: meta.get("cold_start")?.as_bool()?,
+            retry_after: meta.get("retry_after").and_then(|v| v.as_u64()),
+        })
+    }
 }
 
-/// Publish `reply` to `req.reply_to` (mandatory) and wait for the confirm.
-pub async fn send(
-    broker: &Broker,
-    req: &Request,
-    reply: &Reply,
-) -> Result<Published, PublishError> {
-    broker
-        .publish(
-            "",
-            req.reply_to.as_str(),
-            true,
-            &reply.body,
-            reply.properties(req),
-            None,
-        )
-        .await
+/// `reply` to `to`, as the committer publishes it: `mandatory`, so a reply to a queue
+/// that does not exist comes back, except to the direct reply-to
+/// ([`ReplyTo::is_direct`]).
+pub fn outgoing(to: &ReplyTo, message_id: Option<&str>, reply: &Reply) -> Outgoing {
+    Outgoing {
+        routing_key: to.queue.clone(),
+        mandatory: !to.is_direct(),
+        body: reply.body.clone(),
+        properties: reply.properties(to, message_id),
+    }
 }
 
-/// Copy a message to `scale0.dead` with `x-scale0-reason` and `x-scale0-deployment`
-/// added to its headers, and wait for the confirm.
-pub async fn dead_letter(
-    broker: &Broker,
+/// The properties of a message's copy to `scale0.dead`: the producer's properties
+/// (reply_to, correlation_id, message_id..., so a person can replay it) with
+/// `x-scale0-reason` and `x-scale0-deployment` added to its headers, and without its
+/// TTL, so the dead letter itself does not expire.
+pub fn dead_letter_properties(
     properties: &BasicProperties,
-    body: &[u8],
-    routing_key: &str,
     deployment: &str,
-    why: &Invalid,
-) -> Result<(), PublishError> {
+    reason: &str,
+) -> BasicProperties {
     let mut h = properties.headers().clone().unwrap_or_default();
     h.insert(
         headers::REASON.into(),
-        AMQPValue::LongString(LongString::from(why.reason.as_str())),
+        AMQPValue::LongString(LongString::from(reason)),
     );
     h.insert(
         headers::DEPLOYMENT.into(),
         AMQPValue::LongString(LongString::from(deployment)),
     );
-    // Keep the producer's properties (reply_to, correlation_id, message_id...) so a
-    // person can replay it; drop the TTL so the dead letter itself does not expire.
     let mut p = properties.clone().with_headers(h);
     if p.expiration().is_some() {
         p = BasicProperties::default()
@@ -170,6 +193,20 @@ pub async fn dead_letter(
             p = p.with_priority(*v);
         }
     }
+    p
+}
+
+/// Copy a message to `scale0.dead` ([`dead_letter_properties`]) and wait for the
+/// confirm.
+pub async fn dead_letter(
+    broker: &Broker,
+    properties: &BasicProperties,
+    body: &[u8],
+    routing_key: &str,
+    deployment: &str,
+    why: &Invalid,
+) -> Result<(), PublishError> {
+    let p = dead_letter_properties(properties, deployment, &why.reason);
     broker
         .publish(DEAD_LETTER_EXCHANGE, routing_key, false, body, p, None)
         .await
@@ -180,20 +217,11 @@ pub async fn dead_letter(
 mod tests {
     use super::*;
 
-    fn request() -> Request {
-        Request {
-            deployment: "chat".into(),
-            body: Default::default(),
-            reply_to: "replies".into(),
+    fn to() -> ReplyTo {
+        ReplyTo {
+            queue: "replies".into(),
             correlation_id: Some("c-1".into()),
-            message_id: Some("m-1".into()),
-            priority: 0,
-            deadline_ms: 0,
-            content_type: None,
             persistent: true,
-            received_ms: 0,
-            redelivered: false,
-            properties: BasicProperties::default(),
         }
     }
 
@@ -204,7 +232,7 @@ mod tests {
     #[test]
     fn shed_replies_carry_status_reason_and_retry_after() {
         let r = Reply::shed("held requests over max_held_requests 4", 12, true);
-        let p = r.properties(&request());
+        let p = r.properties(&to(), Some("m-1"));
         assert_eq!(
             header(&p, headers::STATUS),
             &AMQPValue::LongString("shed".into())
@@ -219,5 +247,25 @@ mod tests {
         assert_eq!(*p.delivery_mode(), Some(2));
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body["error"]["status"], "shed");
+    }
+
+    #[test]
+    fn a_kept_reply_reads_back_the_same() {
+        let ran = Reply {
+            status: ReplyStatus::Http(503),
+            body: Bytes::from_static(b"line one\nline two \xff"),
+            content_type: Some("text/plain".into()),
+            reason: Some("instance i-1 answered HTTP 503".into()),
+            instance: Some("i-1".into()),
+            queue_ms: Some(12),
+            cold_start: true,
+            retry_after: None,
+        };
+        let back = Reply::decode(&ran.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{ran:?}"));
+        let shed = Reply::shed("over the limit", 30, false);
+        let back = Reply::decode(&shed.encode()).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{shed:?}"));
+        assert!(Reply::decode(b"not a reply").is_none());
     }
 }

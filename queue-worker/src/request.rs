@@ -1,7 +1,8 @@
 //! Reading a delivery into a [`Request`], or saying why it cannot be answered.
 //!
-//! The deadline is the earliest of the `x-scale0-deadline` header (absolute, ms since
-//! the epoch) and `expiration` (RabbitMQ's per-message TTL, relative: counted from the
+//! The deadline is the earliest of the `x-scale0-deadline` header (absolute: ms since
+//! the epoch as an integer or a decimal string, or an AMQP timestamp, which counts
+//! seconds) and `expiration` (RabbitMQ's per-message TTL, relative: counted from the
 //! `timestamp` property when the producer set one, else from receipt); with neither,
 //! the deployment's `request_deadline` from receipt (so a redelivered request without
 //! a deadline of its own starts a new one). Every deadline is also clamped to
@@ -10,9 +11,11 @@
 
 use hyper::body::Bytes;
 use lapin::BasicProperties;
-use lapin::types::{AMQPValue, ShortString};
+use lapin::types::parsing::{MAX_NESTING, UNDECODED_KEY};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
 use scale0_core::config::Deployment;
 use scale0_core::contract::{MAX_PRIORITY, headers};
+use scale0_state::idempotency::ReplyAddress;
 
 /// A request the worker can answer.
 #[derive(Debug, Clone)]
@@ -20,8 +23,6 @@ pub struct Request {
     pub deployment: String,
     /// Shared, not copied, by every attempt's POST.
     pub body: Bytes,
-    pub reply_to: ShortString,
-    pub correlation_id: Option<ShortString>,
     /// The idempotency key.
     pub message_id: Option<String>,
     /// 0–9; higher is served first and shed last.
@@ -29,13 +30,61 @@ pub struct Request {
     /// Absolute, ms since the epoch.
     pub deadline_ms: i64,
     pub content_type: Option<ShortString>,
-    /// `delivery_mode` 2: the reply is persistent too.
-    pub persistent: bool,
     /// When this worker received it, ms since the epoch.
     pub received_ms: i64,
     pub redelivered: bool,
-    /// As delivered, for a dead letter if the reply cannot be routed.
+}
+
+/// What one delivery of a request carries besides the request: where its reply goes,
+/// and its properties as delivered (for a dead letter if that reply cannot be routed).
+/// Copies of one request (same `message_id`) each have their own.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub reply: ReplyTo,
     pub properties: BasicProperties,
+}
+
+/// Where and how one delivery wants its reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub queue: ShortString,
+    pub correlation_id: Option<ShortString>,
+    /// `delivery_mode` 2: the reply is persistent too.
+    pub persistent: bool,
+}
+
+/// RabbitMQ's direct reply-to pseudo-queue (and the per-channel names it hands out).
+const DIRECT_REPLY_TO: &str = "amq.rabbitmq.reply-to";
+
+impl ReplyTo {
+    /// The reply address of a message, if it has a `reply_to`.
+    pub fn of(properties: &BasicProperties) -> Option<ReplyTo> {
+        let queue = properties
+            .reply_to()
+            .clone()
+            .filter(|r| !r.as_str().is_empty())?;
+        Some(ReplyTo {
+            queue,
+            correlation_id: properties.correlation_id().clone(),
+            persistent: *properties.delivery_mode() == Some(2),
+        })
+    }
+
+    /// The address as the done record spells it.
+    pub fn field(&self) -> String {
+        ReplyAddress {
+            reply_to: self.queue.as_str(),
+            correlation_id: self.correlation_id.as_ref().map(|c| c.as_str()),
+        }
+        .field()
+    }
+
+    /// RabbitMQ's direct reply-to. RabbitMQ 3.10 returns a `mandatory` publish to it as
+    /// unroutable (312 NO_ROUTE) although it delivers it, so replies to it are published
+    /// without `mandatory`; a reply whose producer is gone is dropped by the broker.
+    pub fn is_direct(&self) -> bool {
+        self.queue.as_str().starts_with(DIRECT_REPLY_TO)
+    }
 }
 
 /// Why a message cannot be answered; it is dead-lettered with [`Invalid::reason`] in
@@ -57,8 +106,10 @@ impl Invalid {
     }
 }
 
-/// An integer header, from any integer AMQP type or a decimal string.
-fn header_int(value: &AMQPValue) -> Option<i64> {
+/// An absolute time in ms since the epoch, from any integer AMQP type or a decimal
+/// string (ms), or an AMQP timestamp (seconds, as the type is defined; pika sends a
+/// `datetime` as one).
+fn header_ms(value: &AMQPValue) -> Option<i64> {
     match value {
         AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
         AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
@@ -67,11 +118,83 @@ fn header_int(value: &AMQPValue) -> Option<i64> {
         AMQPValue::LongInt(v) => Some(i64::from(*v)),
         AMQPValue::LongUInt(v) => Some(i64::from(*v)),
         AMQPValue::LongLongInt(v) => Some(*v),
-        AMQPValue::Timestamp(v) => i64::try_from(*v).ok(),
+        AMQPValue::Timestamp(secs) => i64::try_from(*secs).ok()?.checked_mul(1000),
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.trim().parse().ok(),
         AMQPValue::ShortString(s) => s.as_str().trim().parse().ok(),
         _ => None,
     }
+}
+
+/// A header value in words, for a rejection reason: `the text "tomorrow"`, `a table
+/// of 2 entries`.
+pub fn describe(value: &AMQPValue) -> String {
+    fn text(s: &str) -> String {
+        const SHOWN: usize = 64;
+        match s.char_indices().nth(SHOWN) {
+            Some((cut, _)) => format!("the text {:?}… ({} bytes)", &s[..cut], s.len()),
+            None => format!("the text {s:?}"),
+        }
+    }
+    match value {
+        AMQPValue::Boolean(b) => format!("the boolean {b}"),
+        AMQPValue::ShortShortInt(v) => format!("the integer {v}"),
+        AMQPValue::ShortShortUInt(v) => format!("the integer {v}"),
+        AMQPValue::ShortInt(v) => format!("the integer {v}"),
+        AMQPValue::ShortUInt(v) => format!("the integer {v}"),
+        AMQPValue::LongInt(v) => format!("the integer {v}"),
+        AMQPValue::LongUInt(v) => format!("the integer {v}"),
+        AMQPValue::LongLongInt(v) => format!("the integer {v}"),
+        AMQPValue::Float(v) => format!("the number {v}"),
+        AMQPValue::Double(v) => format!("the number {v}"),
+        AMQPValue::DecimalValue(d) => format!("the decimal {} × 10^-{}", d.value, d.scale),
+        AMQPValue::ShortString(s) => text(s.as_str()),
+        AMQPValue::LongString(s) => match std::str::from_utf8(s.as_bytes()) {
+            Ok(t) => text(t),
+            Err(_) => format!("{} bytes that are not UTF-8 text", s.as_bytes().len()),
+        },
+        AMQPValue::FieldArray(a) => format!("an array of {} values", a.as_slice().len()),
+        AMQPValue::Timestamp(secs) => format!("the timestamp {secs} (seconds since the epoch)"),
+        AMQPValue::FieldTable(t) => format!("a table of {} entries", t.inner().len()),
+        AMQPValue::ByteArray(b) => format!("a byte array of {} bytes", b.as_slice().len()),
+        AMQPValue::Void => "an empty value (void)".to_string(),
+    }
+}
+
+/// Why a message's headers were not decoded whole, if they were not: the AMQP client
+/// (patched, `vendor/README.md`) keeps a table or array nested deeper than
+/// `MAX_NESTING` as bytes under `UNDECODED_KEY`, and decodes a key that is not UTF-8
+/// with U+FFFD in place of the bad bytes.
+pub fn undecodable(headers: &FieldTable) -> Option<String> {
+    // Iterative: whatever the depth, this walk cannot overflow the stack.
+    let mut pending: Vec<&AMQPValue> = Vec::new();
+    let mut table = Some(headers);
+    loop {
+        for (key, value) in table.take().map(FieldTable::inner).into_iter().flatten() {
+            if key.as_str() == UNDECODED_KEY {
+                return Some(format!(
+                    "headers nest tables or arrays deeper than {MAX_NESTING} levels; \
+                     the part beyond is kept undecoded under `{UNDECODED_KEY}`"
+                ));
+            }
+            if key.as_str().contains(char::REPLACEMENT_CHARACTER) {
+                return Some(format!("a header key is not UTF-8 (read as {key:?})"));
+            }
+            pending.push(value);
+        }
+        match pending.pop()? {
+            AMQPValue::FieldTable(t) => table = Some(t),
+            AMQPValue::FieldArray(a) => pending.extend(a.as_slice()),
+            _ => {}
+        }
+    }
+}
+
+/// The property named `name` if its bytes were not UTF-8 (see [`undecodable`]).
+fn not_utf8(name: &str, value: Option<&ShortString>) -> Option<String> {
+    let value = value?.as_str();
+    value
+        .contains(char::REPLACEMENT_CHARACTER)
+        .then(|| format!("{name} is not UTF-8 (read as {value:?})"))
 }
 
 /// Read a delivery addressed to `spec`. `consumer_timeout_ms` bounds every deadline.
@@ -83,26 +206,28 @@ pub fn parse(
     redelivered: bool,
     now_ms: i64,
     consumer_timeout_ms: i64,
-) -> Result<Request, Box<Rejected>> {
+) -> Result<(Request, Envelope), Box<Rejected>> {
     match check(spec, &properties, body.len(), now_ms, consumer_timeout_ms) {
-        Ok(checked) => Ok(Request {
-            deployment: spec.name.clone(),
-            body: Bytes::from(body),
-            reply_to: checked.reply_to,
-            correlation_id: properties.correlation_id().clone(),
-            message_id: properties
-                .message_id()
-                .as_ref()
-                .map(|m| m.as_str().to_string())
-                .filter(|m| !m.is_empty()),
-            priority: properties.priority().map_or(0, |p| p.min(MAX_PRIORITY)),
-            deadline_ms: checked.deadline_ms,
-            content_type: properties.content_type().clone(),
-            persistent: *properties.delivery_mode() == Some(2),
-            received_ms: now_ms,
-            redelivered,
-            properties,
-        }),
+        Ok(checked) => Ok((
+            Request {
+                deployment: spec.name.clone(),
+                body: Bytes::from(body),
+                message_id: properties
+                    .message_id()
+                    .as_ref()
+                    .map(|m| m.as_str().to_string())
+                    .filter(|m| !m.is_empty()),
+                priority: properties.priority().map_or(0, |p| p.min(MAX_PRIORITY)),
+                deadline_ms: checked.deadline_ms,
+                content_type: properties.content_type().clone(),
+                received_ms: now_ms,
+                redelivered,
+            },
+            Envelope {
+                reply: checked.reply,
+                properties,
+            },
+        )),
         Err(invalid) => Err(Box::new(Rejected {
             invalid,
             properties,
@@ -120,7 +245,7 @@ pub struct Rejected {
 }
 
 struct Checked {
-    reply_to: ShortString,
+    reply: ReplyTo,
     deadline_ms: i64,
 }
 
@@ -131,15 +256,24 @@ fn check(
     now_ms: i64,
     consumer_timeout_ms: i64,
 ) -> Result<Checked, Invalid> {
-    let reply_to = match properties.reply_to() {
-        Some(r) if !r.as_str().is_empty() => r.clone(),
-        _ => {
-            return Err(Invalid::new(
-                "no_reply_to",
-                "no reply_to: nowhere to answer",
-            ));
-        }
+    let Some(reply) = ReplyTo::of(properties) else {
+        return Err(Invalid::new(
+            "no_reply_to",
+            "no reply_to: nowhere to answer",
+        ));
     };
+    if let Some(why) = properties
+        .headers()
+        .as_ref()
+        .and_then(undecodable)
+        .or_else(|| {
+            not_utf8("reply_to", Some(&reply.queue))
+                .or_else(|| not_utf8("correlation_id", properties.correlation_id().as_ref()))
+                .or_else(|| not_utf8("message_id", properties.message_id().as_ref()))
+        })
+    {
+        return Err(Invalid::new("bad_headers", why));
+    }
     if body_len > spec.max_body_bytes as usize {
         return Err(Invalid::new(
             "too_large",
@@ -155,7 +289,7 @@ fn check(
     if let Some(table) = properties.headers()
         && let Some(value) = table.inner().get(headers::DEADLINE)
     {
-        match header_int(value) {
+        match header_ms(value) {
             Some(ms) if ms > 0 => {
                 deadline_ms = ms;
                 explicit = true;
@@ -164,8 +298,10 @@ fn check(
                 return Err(Invalid::new(
                     "bad_headers",
                     format!(
-                        "{} must be an absolute time in ms since the epoch, got {value:?}",
-                        headers::DEADLINE
+                        "{} must be an absolute time (ms since the epoch, or an AMQP \
+                         timestamp in seconds), got {}",
+                        headers::DEADLINE,
+                        describe(value)
                     ),
                 ));
             }
@@ -195,10 +331,7 @@ fn check(
     }
     deadline_ms = deadline_ms.min(now_ms.saturating_add(consumer_timeout_ms - 30_000));
 
-    Ok(Checked {
-        reply_to,
-        deadline_ms,
-    })
+    Ok(Checked { reply, deadline_ms })
 }
 
 #[cfg(test)]
@@ -237,7 +370,9 @@ mod tests {
     }
 
     fn parse_ok(p: BasicProperties) -> Request {
-        parse(&spec(), p, b"{}".to_vec(), false, NOW, TIMEOUT).unwrap()
+        parse(&spec(), p, b"{}".to_vec(), false, NOW, TIMEOUT)
+            .unwrap()
+            .0
     }
 
     fn parse_err(p: BasicProperties, body: &[u8]) -> Invalid {
@@ -250,13 +385,19 @@ mod tests {
     fn deadlines() {
         // None given: the deployment's request_deadline.
         assert_eq!(parse_ok(props()).deadline_ms, NOW + 60_000);
-        // The header, of any integer type or a decimal string.
+        // The header, of any integer type or a decimal string (ms), or an AMQP
+        // timestamp (seconds).
         for v in [
             AMQPValue::LongLongInt(NOW + 5_000),
-            AMQPValue::Timestamp((NOW + 5_000) as u64),
+            AMQPValue::LongUInt(((NOW + 5_000) / 1000) as u32),
+            AMQPValue::Timestamp(((NOW + 5_000) / 1000) as u64),
             AMQPValue::LongString(LongString::from(format!("{}", NOW + 5_000))),
         ] {
-            assert_eq!(parse_ok(with_header(props(), v)).deadline_ms, NOW + 5_000);
+            let expected = match v {
+                AMQPValue::LongUInt(v) => i64::from(v),
+                _ => NOW + 5_000,
+            };
+            assert_eq!(parse_ok(with_header(props(), v)).deadline_ms, expected);
         }
         // expiration counts from receipt, or from the producer's timestamp.
         let p = props().with_expiration("2000".into());
@@ -271,6 +412,108 @@ mod tests {
         assert_eq!(parse_ok(far).deadline_ms, NOW + TIMEOUT - 30_000);
     }
 
+    /// A table of `depth` nested tables as it comes off the wire: `{"a": {"a": ... {}}}`
+    /// inside a header table, encoded without recursion.
+    fn nested_header(depth: usize) -> Vec<u8> {
+        let mut table = 0u32.to_be_bytes().to_vec();
+        for _ in 1..depth {
+            let mut entry = vec![1, b'a', b'F'];
+            entry.extend_from_slice(&table);
+            table = (entry.len() as u32).to_be_bytes().to_vec();
+            table.extend_from_slice(&entry);
+        }
+        table
+    }
+
+    fn decode(wire: &[u8]) -> FieldTable {
+        let (rest, table) = lapin::types::parsing::parse_field_table(wire).unwrap();
+        assert!(rest.is_empty());
+        table
+    }
+
+    #[test]
+    fn headers_nested_too_deep_are_read_without_recursing_and_refused() {
+        // 2,000 deep (14 KB): the upstream parser overflowed lapin's I/O thread here.
+        // The patched one stops at MAX_NESTING and keeps the rest as bytes.
+        let deep = decode(&nested_header(2_000));
+        let why = parse_err(props().with_headers(deep), b"{}");
+        assert_eq!(why.kind, "bad_headers");
+        assert!(
+            why.reason.contains("deeper than 64 levels"),
+            "{}",
+            why.reason
+        );
+        // Exactly at the limit: decoded whole, and accepted.
+        let at_limit = decode(&nested_header(MAX_NESTING));
+        assert!(undecodable(&at_limit).is_none());
+        parse_ok(props().with_headers(at_limit));
+        // Arrays count like tables.
+        let mut array = vec![b'A', 0, 0, 0, 0];
+        for _ in 0..2_000 {
+            let mut outer = vec![b'A'];
+            outer.extend_from_slice(&(array.len() as u32).to_be_bytes());
+            outer.extend_from_slice(&array);
+            array = outer;
+        }
+        let mut entry = vec![1, b'x'];
+        entry.extend_from_slice(&array);
+        let mut wire = (entry.len() as u32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&entry);
+        assert!(undecodable(&decode(&wire)).is_some());
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_recognised() {
+        // {"\xff\xfe": true}: a key RabbitMQ passes through, read lossily.
+        let table = decode(&[0, 0, 0, 5, 2, 0xff, 0xfe, b't', 1]);
+        let why = parse_err(props().with_headers(table), b"{}");
+        assert!(
+            why.reason.contains("header key is not UTF-8"),
+            "{}",
+            why.reason
+        );
+        let (_, id) = lapin::types::parsing::parse_short_string(&[2, 0xc3, 0x28][..]).unwrap();
+        let why = parse_err(props().with_message_id(id), b"{}");
+        assert!(
+            why.reason.starts_with("message_id is not UTF-8"),
+            "{}",
+            why.reason
+        );
+    }
+
+    #[test]
+    fn rejection_reasons_read_as_text() {
+        let why = parse_err(
+            with_header(props(), AMQPValue::LongString("garbage".into())),
+            b"{}",
+        );
+        assert!(
+            why.reason.ends_with(r#"got the text "garbage""#),
+            "{}",
+            why.reason
+        );
+        assert!(!why.reason.contains("LongString"), "{}", why.reason);
+        for (value, words) in [
+            (AMQPValue::Boolean(true), "the boolean true"),
+            (
+                AMQPValue::FieldTable(FieldTable::default()),
+                "a table of 0 entries",
+            ),
+            (
+                AMQPValue::LongString(vec![0xff, 0].into()),
+                "2 bytes that are not UTF-8 text",
+            ),
+            (
+                AMQPValue::Timestamp(u64::MAX),
+                "the timestamp 18446744073709551615 (seconds since the epoch)",
+            ),
+        ] {
+            assert_eq!(describe(&value), words);
+        }
+        let long = describe(&AMQPValue::LongString("y".repeat(1000).into()));
+        assert!(long.len() < 100 && long.ends_with("(1000 bytes)"), "{long}");
+    }
+
     #[test]
     fn fields() {
         let p = props()
@@ -278,12 +521,14 @@ mod tests {
             .with_message_id("m-1".into())
             .with_correlation_id("c-1".into())
             .with_delivery_mode(2);
-        let r = parse_ok(p);
+        let (r, envelope) = parse(&spec(), p, b"{}".to_vec(), false, NOW, TIMEOUT).unwrap();
         assert_eq!(r.priority, 9);
         assert_eq!(r.message_id.as_deref(), Some("m-1"));
-        assert_eq!(r.correlation_id.as_ref().map(|c| c.as_str()), Some("c-1"));
-        assert!(r.persistent);
-        assert_eq!(r.reply_to.as_str(), "replies");
+        let to = envelope.reply;
+        assert_eq!(to.correlation_id.as_ref().map(|c| c.as_str()), Some("c-1"));
+        assert!(to.persistent);
+        assert_eq!(to.queue.as_str(), "replies");
+        assert!(!to.is_direct());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use scale0_core::contract::{
     CONTROL_EXCHANGE, ControlEvent, ControlEventKind, DEAD_LETTER_EXCHANGE, InstanceState, headers,
     request_queue,
 };
+use scale0_state::idempotency::{Ending, ReplyAddress, RequestRef};
 
 /// Each kind of unanswerable message lands in `scale0.dead` with its reason; the ones
 /// with a `reply_to` also get a `rejected` reply. Nothing is dropped.
@@ -88,8 +89,8 @@ async fn bad_messages_are_dead_lettered_with_their_reason() {
         .collect();
     let expect = [
         ("noreply", "no reply_to", d.as_str()),
-        ("header", "x-scale0-deadline", d.as_str()),
-        ("table", "x-scale0-deadline", d.as_str()),
+        ("header", r#"got the text "tomorrow""#, d.as_str()),
+        ("table", "got a table of 0 entries", d.as_str()),
         ("large", "exceeds max_body_bytes 100", d.as_str()),
         ("unknown", "unknown deployment", unknown.as_str()),
     ];
@@ -98,6 +99,11 @@ async fn bad_messages_are_dead_lettered_with_their_reason() {
         let m = &ours[id];
         let got = m.header_str(headers::REASON).unwrap();
         assert!(got.contains(reason), "{id}: {got}");
+        // In words, not Rust's debug format of the AMQP value.
+        assert!(
+            !got.contains("LongString") && !got.contains("FieldTable"),
+            "{id}: {got}"
+        );
         assert_eq!(
             m.header_str(headers::DEPLOYMENT).as_deref(),
             Some(deployment),
@@ -349,7 +355,8 @@ async fn two_workers_keep_the_slot_limit() {
 }
 
 /// A request answered before its worker died comes back redelivered: its `done`
-/// marker makes the next worker ack it without running it or replying again.
+/// record (its address answered) makes the next worker ack it without running it or
+/// replying again.
 #[tokio::test]
 async fn a_redelivered_request_marked_done_is_acked_without_running() {
     let d = unique("done");
@@ -394,11 +401,24 @@ async fn a_redelivered_request_marked_done_is_acked_without_running() {
         }
         conn.close(200, "dies".into()).await.unwrap();
     }
-    // It had answered the first one.
-    store
-        .mark_done(&d, &id, "ok", Duration::from_secs(60))
-        .await
-        .unwrap();
+    // It had answered the first one, and recorded its address as answered.
+    let address = [ReplyAddress {
+        reply_to: &client.replies,
+        correlation_id: Some("answered"),
+    }
+    .field()];
+    let request = RequestRef {
+        message_id: &id,
+        claim: "the-dead-worker:1",
+        addresses: &address,
+    };
+    let ending = Ending {
+        request,
+        reply: None,
+        answered: &address,
+        ttl: Duration::from_secs(60),
+    };
+    store.finish_request(&d, None, Some(ending)).await.unwrap();
 
     let worker = TestWorker::start(config, |_| {}).await;
     let replies = client.replies(2, Duration::from_secs(3)).await;

@@ -1,5 +1,7 @@
 //! A Python `pika` producer, as an outside client would be, sends requests through
-//! RabbitMQ's direct reply-to and reads the replies. Needs RabbitMQ, Redis and the
+//! RabbitMQ's direct reply-to and reads the replies; half its requests carry their
+//! deadline as a `datetime` (an AMQP timestamp, in seconds), which must not expire them
+//! at once. Needs RabbitMQ, Redis and the
 //! test virtualenv (`infra/local/python-env.sh` creates it with pika).
 
 mod common;

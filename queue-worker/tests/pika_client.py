@@ -6,6 +6,8 @@ scale0 deployment with pika and read the replies through RabbitMQ's direct reply
 Prints one JSON line per reply: correlation_id, status, headers, body.
 Exits 1 if not every reply arrives within 30 s.
 """
+import datetime
+import datetime
 import json
 import sys
 import time
@@ -35,6 +37,8 @@ def on_reply(ch, method, props, body):
 # Direct reply-to: consume (no ack) before publishing.
 channel.basic_consume("amq.rabbitmq.reply-to", on_reply, auto_ack=True)
 deadline_ms = int(time.time() * 1000) + 20_000
+# pika sends a datetime as an AMQP timestamp, which counts seconds.
+deadline_at = datetime.datetime.fromtimestamp(time.time() + 20, datetime.timezone.utc)
 for i in range(count):
     channel.basic_publish(
         exchange="scale0.requests",
@@ -46,7 +50,8 @@ for i in range(count):
             message_id=f"{deployment}-py-{i}",
             content_type="application/json",
             priority=i % 10,
-            headers={"x-scale0-deadline": deadline_ms},
+            # Half the requests give the deadline in ms, half as a datetime.
+            headers={"x-scale0-deadline": deadline_ms if i % 2 else deadline_at},
         ),
     )
 

@@ -2,8 +2,7 @@
 //!
 //! - Event ids (`SET NX` with an expiry): a control event, alarm or lifecycle
 //!   notification delivered twice is handled once.
-//! - Done markers for request `message_id`s: a request redelivered after its reply was
-//!   confirmed is acked without running again. The marker holds the reply status.
+//! - Requests' `message_id`s have their own module, [`crate::idempotency`].
 
 use std::time::Duration;
 
@@ -36,30 +35,5 @@ impl Store {
     pub async fn forget_event(&self, deployment: &str, event_id: &str) -> Result<()> {
         let _: () = self.conn().del(keys::event(deployment, event_id)).await?;
         Ok(())
-    }
-
-    /// Record that `message_id` was answered with `status`.
-    pub async fn mark_done(
-        &self,
-        deployment: &str,
-        message_id: &str,
-        status: &str,
-        ttl: Duration,
-    ) -> Result<()> {
-        let mut c = self.conn();
-        let _: () = c
-            .pset_ex(
-                keys::done(deployment, message_id),
-                status,
-                ttl.as_millis().max(1) as u64,
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// The status `message_id` was answered with, if it was.
-    pub async fn done_status(&self, deployment: &str, message_id: &str) -> Result<Option<String>> {
-        let mut c = self.conn();
-        Ok(c.get(keys::done(deployment, message_id)).await?)
     }
 }

@@ -35,6 +35,9 @@ pub fn event(d: &str, id: &str) -> String {
 pub fn done(d: &str, message_id: &str) -> String {
     key(d, &format!("done:{message_id}"))
 }
+pub fn claim(d: &str, message_id: &str) -> String {
+    key(d, &format!("claim:{message_id}"))
+}
 pub fn arrivals(d: &str) -> String {
     key(d, "arrivals")
 }

@@ -12,7 +12,8 @@
 //! | [`slots`] | `inflight:<id>` (zset of leases) | worker | both |
 //! | [`capacity`] | `generation`, `memory`, `desired` | scaler (fenced commit) | scaler, status |
 //! | [`decisions`] | `decisions` (capped stream: decision + observed summary) | scaler | `scale0 status`, `scale0 explain` |
-//! | [`dedupe`] | `event:<id>`, `done:<message id>` | both | both |
+//! | [`dedupe`] | `event:<id>` | both | both |
+//! | [`idempotency`] | `claim:<message id>`, `done:<message id>` (reply, answered addresses) | worker | worker |
 //! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
 //! | [`signals`] | `cap`, `unavailable`, `gpu-utilization`, `activation` | scaler, worker | worker, scaler |
 //! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
@@ -29,6 +30,7 @@ pub mod capacity;
 pub mod counters;
 pub mod decisions;
 pub mod dedupe;
+pub mod idempotency;
 pub mod keys;
 pub mod ledger;
 pub mod lifecycle;

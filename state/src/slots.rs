@@ -14,19 +14,25 @@ use redis::AsyncCommands;
 
 use crate::{Result, Store, keys};
 
-static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
-    redis::Script::new(
-        r#"
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
-  local ttl = tonumber(ARGV[4]) - tonumber(ARGV[1]) + 60000
-  if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+/// `lease(key, now_ms, slots, token, expires_ms)`: purge expired leases, then add one
+/// only below the slot limit; 1 if added. The key's own expiry (relative, so clocks
+/// need not agree with Redis) only collects garbage after the instance is gone; it
+/// only ever extends. Shared with the claimed lease of [`Store::lease_for`].
+pub(crate) const LEASE_LUA: &str = r#"
+local function lease(key, now, slots, token, expires)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  if redis.call('ZCARD', key) >= tonumber(slots) then return 0 end
+  redis.call('ZADD', key, expires, token)
+  local ttl = tonumber(expires) - tonumber(now) + 60000
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
   return 1
 end
-return 0
-"#,
-    )
+"#;
+
+static ACQUIRE: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(&format!(
+        "{LEASE_LUA}\nreturn lease(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4])"
+    ))
 });
 
 impl Store {
@@ -40,8 +46,6 @@ impl Store {
         now_ms: i64,
         expires_ms: i64,
     ) -> Result<bool> {
-        // The key's own expiry (relative, so clocks need not agree with Redis) only
-        // collects garbage after the instance is gone; it only ever extends.
         let key = keys::inflight(deployment, instance);
         let acquired: i64 = ACQUIRE
             .key(&key)

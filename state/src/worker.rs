@@ -6,9 +6,7 @@
 //! - [`Store::try_signal`]: at most one signal of a kind per interval per deployment,
 //!   across all workers (the `pressure` control event); `activation` keeps its own key
 //!   through [`Store::try_activation`].
-//! - [`Store::finish_request`]: release a slot lease and write a `done` marker in one
-//!   round trip.
-//! - [`Store::renew_slot`]: move a slot lease's expiry. The worker takes leases for a
+//! - [`Store::renew_slot`]: move a slot lease's expiry (and its request's claim). The worker takes leases for a
 //!   short time and renews them while the request runs, so a worker that dies gives
 //!   its slots back within that time instead of at the request's deadline.
 
@@ -29,7 +27,8 @@ fn signal_key(deployment: &str, kind: &str) -> String {
 const REQUEST_SAMPLES: isize = 500;
 
 /// Moves the lease's expiry only if the lease still exists (an expired lease may
-/// already have been purged and its slot taken by someone else).
+/// already have been purged and its slot taken by someone else), and the request's
+/// claim with it while it is still this job's (ARGV[4], '' without a claim).
 static RENEW: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -37,38 +36,18 @@ if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 local ttl = tonumber(ARGV[2]) - tonumber(ARGV[3]) + 60000
 if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+end
 return 1
 "#,
     )
 });
 
 impl Store {
-    /// The end of a request in one round trip: release its slot lease (when it has
-    /// one) and record its `done` marker (when it has a `message_id`).
-    pub async fn finish_request(
-        &self,
-        deployment: &str,
-        lease: Option<(&str, &str)>,
-        done: Option<(&str, &str, Duration)>,
-    ) -> Result<()> {
-        let mut pipe = redis::pipe();
-        if let Some((instance, token)) = lease {
-            pipe.zrem(keys::inflight(deployment, instance), token)
-                .ignore();
-        }
-        if let Some((message_id, status, ttl)) = done {
-            pipe.pset_ex(
-                keys::done(deployment, message_id),
-                status,
-                ttl.as_millis().max(1) as u64,
-            )
-            .ignore();
-        }
-        let _: () = pipe.query_async(&mut self.conn()).await?;
-        Ok(())
-    }
-
-    /// Extend the lease `token` on `instance` to `expires_ms`; false if it is gone.
+    /// Extend the lease `token` on `instance` to `expires_ms`, and the claim of the
+    /// request it serves (`message_id`, the job's claim, TTL from now) with it; false if
+    /// the lease is gone.
     pub async fn renew_slot(
         &self,
         deployment: &str,
@@ -76,12 +55,17 @@ impl Store {
         token: &str,
         now_ms: i64,
         expires_ms: i64,
+        claim: Option<(&str, &str, Duration)>,
     ) -> Result<bool> {
+        let (message_id, owner, ttl) = claim.unwrap_or(("", "", Duration::ZERO));
         let renewed: i64 = RENEW
             .key(keys::inflight(deployment, instance))
+            .key(keys::claim(deployment, message_id))
             .arg(token)
             .arg(expires_ms.max(now_ms + 1))
             .arg(now_ms)
+            .arg(owner)
+            .arg(ttl.as_millis().max(1) as u64)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(renewed == 1)

@@ -12,6 +12,7 @@ use scale0_core::policy::{Cap, Decision, Observation, PolicyMemory, decide};
 use scale0_state::Store;
 use scale0_state::capacity::{CommitOutcome, requested_instances};
 use scale0_state::decisions::ObservedSummary;
+use scale0_state::idempotency::{Checked, Ending, Leased, ReplyAddress, RequestRef, Standing};
 use scale0_state::lifecycle::PendingLifecycleAction;
 use scale0_state::registry::{Adopted, Transition};
 
@@ -189,14 +190,179 @@ async fn repeated_events_and_redelivered_requests_are_recognised() {
             .await
             .unwrap()
     );
+}
 
-    assert_eq!(s.done_status(&d, "msg-1").await.unwrap(), None);
-    s.mark_done(&d, "msg-1", "ok", Duration::from_secs(60))
+/// One `message_id`, copies on two workers. t=0 worker 1's job leases a slot and
+/// claims the request; worker 2's copy (another reply address) finds it claimed.
+/// Worker 1 ends: its reply is kept and its address answered. Worker 2's copy then
+/// gets the kept reply without a lease; once it answered its address too, every copy
+/// of either address is answered. A dead worker's claim lapses with its TTL.
+#[tokio::test]
+async fn a_message_id_runs_once_and_each_address_is_answered_once() {
+    let s = store().await;
+    let d = unique("once");
+    let now = Utc::now().timestamp_millis();
+    let x = ReplyAddress {
+        reply_to: "replies-1",
+        correlation_id: Some("c1"),
+    }
+    .field();
+    let y = ReplyAddress {
+        reply_to: "replies-2",
+        correlation_id: None,
+    }
+    .field();
+    let (xs, ys, both) = (vec![x.clone()], vec![y.clone()], vec![x.clone(), y.clone()]);
+    let job = |claim, addresses| RequestRef {
+        message_id: "m-1",
+        claim,
+        addresses,
+    };
+    let ttl = Duration::from_secs(10);
+    async fn lease(s: &Store, d: &str, r: RequestRef<'_>, now: i64) -> Checked<Leased> {
+        let ttl = Duration::from_secs(10);
+        s.lease_for(d, "i-1", 4, r.claim, now, now + 10_000, Some((r, ttl)))
+            .await
+            .unwrap()
+    }
+    let (xs, ys, both) = (xs.as_slice(), ys.as_slice(), both.as_slice());
+
+    let first = lease(&s, &d, job("w1:1", xs), now).await;
+    assert_eq!(first.outcome, Leased::Granted);
+    assert_eq!(first.answered, vec![false]);
+    // Its own retry may lease again; another job may not.
+    assert_eq!(
+        lease(&s, &d, job("w1:1", xs), now).await.outcome,
+        Leased::Granted
+    );
+    let second = lease(&s, &d, job("w2:7", ys), now).await;
+    assert_eq!(
+        second.outcome,
+        Leased::NotNeeded(Standing::ClaimedElsewhere)
+    );
+    assert!(
+        s.renew_slot(
+            &d,
+            "i-1",
+            "w1:1",
+            now,
+            now + 20_000,
+            Some(("m-1", "w1:1", ttl))
+        )
+        .await
+        .unwrap()
+    );
+
+    s.finish_request(
+        &d,
+        Some(("i-1", "w1:1")),
+        Some(Ending {
+            request: job("w1:1", xs),
+            reply: Some(b"the reply"),
+            answered: xs,
+            ttl,
+        }),
+    )
+    .await
+    .unwrap();
+    let leases = s.in_flight(&d, &["i-1"], now).await.unwrap();
+    assert_eq!(leases["i-1"], 0, "both leases of w1:1 were one token");
+    let second = lease(&s, &d, job("w2:7", ys), now).await;
+    assert_eq!(
+        second.outcome,
+        Leased::NotNeeded(Standing::Done {
+            reply: b"the reply".to_vec()
+        })
+    );
+    assert_eq!(second.answered, vec![false]);
+    assert_eq!(s.in_flight(&d, &["i-1"], now).await.unwrap()["i-1"], 0);
+
+    // A redelivery to the answered address: nothing more to send.
+    let redelivered = s.request_standing(&d, job("w3:1", xs)).await.unwrap();
+    assert_eq!(
+        redelivered.outcome,
+        Standing::Done {
+            reply: b"the reply".to_vec()
+        }
+    );
+    assert_eq!(redelivered.answered, vec![true]);
+    s.finish_request(
+        &d,
+        None,
+        Some(Ending {
+            request: job("w2:7", ys),
+            reply: None,
+            answered: ys,
+            ttl,
+        }),
+    )
+    .await
+    .unwrap();
+    let all = s.request_standing(&d, job("w3:1", both)).await.unwrap();
+    assert_eq!(all.answered, vec![true, true]);
+
+    // Answered `shed` (no reply kept), the address is answered and the request open.
+    let shed = RequestRef {
+        message_id: "m-2",
+        claim: "w1:2",
+        addresses: xs,
+    };
+    s.finish_request(
+        &d,
+        None,
+        Some(Ending {
+            request: shed,
+            reply: None,
+            answered: xs,
+            ttl,
+        }),
+    )
+    .await
+    .unwrap();
+    let again = RequestRef {
+        message_id: "m-2",
+        claim: "w1:3",
+        addresses: xs,
+    };
+    assert_eq!(
+        s.request_standing(&d, again).await.unwrap().outcome,
+        Standing::Answered
+    );
+    let fresh = RequestRef {
+        message_id: "m-2",
+        claim: "w1:3",
+        addresses: ys,
+    };
+    assert_eq!(
+        s.request_standing(&d, fresh).await.unwrap().outcome,
+        Standing::Open
+    );
+
+    // A claim lapses: its worker died.
+    let short = Duration::from_millis(50);
+    let dying = RequestRef {
+        message_id: "m-3",
+        claim: "w9:1",
+        addresses: xs,
+    };
+    let r = s
+        .lease_for(&d, "i-2", 4, "w9:1", now, now + 60, Some((dying, short)))
         .await
         .unwrap();
+    assert_eq!(r.outcome, Leased::Granted);
+    let heir = RequestRef {
+        message_id: "m-3",
+        claim: "w2:9",
+        addresses: xs,
+    };
     assert_eq!(
-        s.done_status(&d, "msg-1").await.unwrap().as_deref(),
-        Some("ok")
+        s.request_standing(&d, heir).await.unwrap().outcome,
+        Standing::ClaimedElsewhere
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        s.request_standing(&d, heir).await.unwrap().outcome,
+        Standing::Open
     );
 }
 

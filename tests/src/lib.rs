@@ -139,17 +139,22 @@ pub fn shared_redis_url() -> String {
     "redis://127.0.0.1:6379".into()
 }
 
-/// A `redis-server` of the test's own, on a free port; killed when dropped.
+/// A `redis-server` of the test's own, on a free port; killed when dropped. It keeps
+/// an append-only file (fsync every second), as the local stack's Redis does, so what
+/// it acknowledged survives a restart of the process.
 #[derive(Debug)]
 pub struct PrivateRedis {
     pub port: u16,
+    dir: PathBuf,
     child: Option<Child>,
 }
 
 impl PrivateRedis {
     pub fn start() -> PrivateRedis {
+        let port = free_port();
         let mut r = PrivateRedis {
-            port: free_port(),
+            port,
+            dir: scratch(&format!("redis-{port}")),
             child: None,
         };
         r.spawn();
@@ -163,7 +168,16 @@ impl PrivateRedis {
     fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -182,7 +196,8 @@ impl PrivateRedis {
         panic!("private redis-server on port {} did not answer", self.port);
     }
 
-    /// Kill it (everything in it is lost: it keeps nothing on disk) and start it again.
+    /// Kill it (SIGKILL) and start it again on the same port; it reloads its
+    /// append-only file.
     pub fn restart(&mut self) {
         self.kill();
         self.spawn();
@@ -199,6 +214,7 @@ impl PrivateRedis {
 impl Drop for PrivateRedis {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -260,6 +276,11 @@ impl Stack {
         };
         stack.wait_for_log("running;", Duration::from_secs(30));
         stack
+    }
+
+    /// The pid of `scale0 local`, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn state_dir_for(dir: &Path) -> PathBuf {

@@ -543,3 +543,29 @@ pub fn rabbitmqctl(args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A vhost for one test, deleted on drop.
+pub struct Vhost(pub String);
+
+impl Vhost {
+    pub fn new() -> Vhost {
+        let name = unique("vhost");
+        rabbitmqctl(&["add_vhost", &name]);
+        rabbitmqctl(&["set_permissions", "-p", &name, "guest", ".*", ".*", ".*"]);
+        Vhost(name)
+    }
+
+    pub fn url(&self) -> String {
+        let base = amqp_url();
+        let root = base.rsplit_once('/').map_or(base.as_str(), |(r, _)| r);
+        format!("{root}/{}", self.0)
+    }
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let _ = Command::new("rabbitmqctl")
+            .args(["delete_vhost", &self.0])
+            .output();
+    }
+}
