@@ -43,7 +43,7 @@ use scale0_functions::provider::Provider;
 use scale0_functions::provider::local::LocalProvider;
 use scale0_functions::scaler::{DeploymentOutcome, scaler};
 use scale0_functions::scheduler::scheduler;
-use scale0_functions::{Deps, HandlerError};
+use scale0_functions::{Deps, HandlerError, HandlerSettings};
 use scale0_state::{Store, redact_url};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -182,12 +182,19 @@ impl LocalStack {
         })?;
         declare_topology(&options.amqp_url, config).await?;
         let provider = Arc::new(LocalProvider::new(&config.provider.local));
+        let broker = Arc::new(AmqpQueueDepth::new(options.amqp_url.clone()));
         let deps = Deps::new(
             config.clone(),
             store.clone(),
             provider.clone(),
-            Arc::new(AmqpQueueDepth::new(options.amqp_url.clone())),
-        );
+            broker.clone(),
+        )
+        .with_events(broker)
+        .with_settings(HandlerSettings {
+            // A decision at least every tick (and on every control event).
+            decision_interval: options.tick,
+            ..HandlerSettings::default()
+        });
         let (stop, stopped) = watch::channel(false);
         let report = options.report.clone();
         report(&format!(

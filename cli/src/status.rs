@@ -1,7 +1,9 @@
 //! `scale0 status [DEPLOYMENT...]`: what the control plane holds in Redis for each
 //! deployment — instances by state per pool, desired and actual counts, queued (as the
 //! last decision saw it) and held (live worker reports), the cap workers shed by,
-//! pools the provider reported unavailable, and the last decision.
+//! pools the provider reported unavailable, the last decision, and every budget that
+//! covers it: spend so far, the forecast at the period's end, the limit, what AWS
+//! Budgets last reported.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,8 +11,10 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use scale0_core::contract::InstanceState;
+use scale0_core::cost::budget::{BudgetStatus, forecast_usd};
 use scale0_core::policy::Cap;
 use scale0_state::Store;
+use scale0_state::ledger::BudgetReport;
 use serde::Serialize;
 
 #[derive(Debug, clap::Args)]
@@ -68,6 +72,20 @@ pub struct DeploymentStatus {
     pub in_flight: u64,
     pub cap: Option<Cap>,
     pub last_decision: Option<LastDecision>,
+    /// The budgets covering the deployment, as its last decision saw them.
+    pub budgets: Vec<BudgetView>,
+}
+
+/// One budget's standing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BudgetView {
+    #[serde(flatten)]
+    pub status: BudgetStatus,
+    /// Spend at the period's end at the period's rate so far (calendar periods).
+    pub forecast_usd: Option<f64>,
+    /// The last AWS Budgets notification about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_report: Option<BudgetReport>,
 }
 
 pub async fn gather(
@@ -118,6 +136,21 @@ pub async fn gather(
         .await?
         .into_iter()
         .next();
+    let mut reports = store.budget_reports().await?;
+    let budgets = last
+        .as_ref()
+        .map(|l| {
+            l.decision
+                .budgets
+                .iter()
+                .map(|b| BudgetView {
+                    forecast_usd: forecast_usd(b, now),
+                    aws_report: reports.remove(&b.budget),
+                    status: b.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(DeploymentStatus {
         deployment: deployment.to_string(),
         generation: snapshot.generation,
@@ -138,6 +171,7 @@ pub async fn gather(
             demand: l.decision.demand,
             reasons: l.decision.reasons,
         }),
+        budgets,
     })
 }
 
@@ -198,6 +232,41 @@ pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
             "  cap: {} of {} instances needed — workers shed ({})",
             cap.max_instances, cap.needed_instances, cap.reason
         );
+    }
+    for b in &s.budgets {
+        let st = &b.status;
+        let _ = write!(
+            out,
+            "  budget {}: ${:.2} of ${:.2} spent ({:.0}%)",
+            st.budget,
+            st.spent_usd,
+            st.limit_usd,
+            100.0 * st.spent_usd / st.limit_usd
+        );
+        if let (Some(f), Some(end)) = (b.forecast_usd, st.period_end) {
+            let _ = write!(
+                out,
+                ", forecast ${f:.2} by {}",
+                end.format("%Y-%m-%d %H:%M UTC")
+            );
+        }
+        if st.at_min {
+            out.push_str(", at its cap: held at min_instances");
+        } else if st.blocked {
+            out.push_str(", at its cap: launches blocked");
+        }
+        if let Some(r) = &b.aws_report {
+            match (r.actual_usd, r.forecast_usd) {
+                (Some(a), _) => {
+                    let _ = write!(out, "; AWS Budgets reported ${a:.2}");
+                }
+                (None, Some(f)) => {
+                    let _ = write!(out, "; AWS Budgets forecast ${f:.2}");
+                }
+                _ => {}
+            }
+        }
+        out.push('\n');
     }
     if let Some(l) = &s.last_decision {
         let _ = writeln!(out, "  demand {:.1} concurrent requests", l.demand);

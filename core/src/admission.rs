@@ -54,6 +54,10 @@ pub struct Capacity {
     pub share: f64,
     /// Mean time one request occupies a slot.
     pub service_time: Duration,
+    /// When a limit lets capacity come again (the cap's `retry_at`: a budget's next
+    /// period, or when its spend allows), as a time from now: shed requests are told
+    /// to retry then.
+    pub capped_until: Option<Duration>,
 }
 
 impl Capacity {
@@ -94,6 +98,7 @@ impl Capacity {
 pub struct Estimator {
     steps: Vec<(Duration, f64)>,
     service_secs: f64,
+    capped_until: Option<Duration>,
 }
 
 impl Estimator {
@@ -101,6 +106,7 @@ impl Estimator {
         Estimator {
             steps: capacity.steps(),
             service_secs: capacity.service_time.as_secs_f64().max(1e-6),
+            capped_until: capacity.capped_until,
         }
     }
 
@@ -144,15 +150,24 @@ impl Estimator {
             None => Some(ShedReason::NoCapacity {
                 cap_reason: cap_reason.map(str::to_string),
             }),
-            Some(wait) if wait > remaining => Some(ShedReason::Wait { wait, remaining }),
+            Some(wait) if wait > remaining => Some(ShedReason::Wait {
+                wait,
+                remaining,
+                cap_reason: cap_reason.map(str::to_string),
+            }),
             Some(_) => None,
         }
     }
 
-    /// Seconds a shed producer should wait before retrying: the estimated time until
-    /// a backlog of `backlog` requests is served, at least 1 s and at most 10 minutes;
-    /// 60 s when no capacity can come (the scaler re-decides a cap at least that often).
+    /// Seconds a shed producer should wait before retrying: until the cap says
+    /// capacity can come again, when it says (a budget's next period may be hours
+    /// away); otherwise the estimated time until a backlog of `backlog` requests is
+    /// served, at least 1 s and at most 10 minutes; 60 s when no capacity can come (the
+    /// scaler re-decides a cap at least that often).
     pub fn retry_after(&self, backlog: u64) -> u64 {
+        if let Some(until) = self.capped_until {
+            return (until.as_secs_f64().ceil() as u64).max(1);
+        }
         match self.wait(backlog) {
             Some(w) => (w.as_secs_f64().ceil() as u64).clamp(1, 600),
             None => 60,
@@ -181,8 +196,13 @@ pub fn retry_after(backlog: u64, capacity: &Capacity) -> u64 {
 pub enum ShedReason {
     /// The worker holds more than `max_held_requests`.
     HeldLimit { limit: u32 },
-    /// The estimated wait exceeds the remaining deadline.
-    Wait { wait: Duration, remaining: Duration },
+    /// The estimated wait exceeds the remaining deadline (with the scaler's cap
+    /// reason, when a cap holds capacity back).
+    Wait {
+        wait: Duration,
+        remaining: Duration,
+        cap_reason: Option<String>,
+    },
     /// No capacity can come: a cap (with the scaler's reason) or nothing to launch.
     NoCapacity { cap_reason: Option<String> },
 }
@@ -193,12 +213,22 @@ impl std::fmt::Display for ShedReason {
             ShedReason::HeldLimit { limit } => {
                 write!(f, "held requests over max_held_requests {limit}")
             }
-            ShedReason::Wait { wait, remaining } => write!(
-                f,
-                "estimated wait {:.1}s exceeds the remaining deadline {:.1}s",
-                wait.as_secs_f64(),
-                remaining.as_secs_f64()
-            ),
+            ShedReason::Wait {
+                wait,
+                remaining,
+                cap_reason,
+            } => {
+                write!(
+                    f,
+                    "estimated wait {:.1}s exceeds the remaining deadline {:.1}s",
+                    wait.as_secs_f64(),
+                    remaining.as_secs_f64()
+                )?;
+                match cap_reason {
+                    Some(r) => write!(f, " (capped: {r})"),
+                    None => Ok(()),
+                }
+            }
             ShedReason::NoCapacity {
                 cap_reason: Some(r),
             } => write!(f, "no capacity can come: capped ({r})"),
@@ -241,6 +271,7 @@ mod tests {
             },
             share: 1.0,
             service_time: secs(1.0),
+            capped_until: None,
         }
     }
 
@@ -347,5 +378,19 @@ mod tests {
         let mut capped = capacity(0, &[]);
         capped.projected.slots = 0;
         assert_eq!(retry_after(5, &capped), 60);
+        // A budget's cap says when: its next period, three hours away.
+        capped.capped_until = Some(secs(3.0 * 3600.0));
+        assert_eq!(retry_after(5, &capped), 10_800);
+    }
+
+    #[test]
+    fn a_wait_shed_under_a_cap_names_it() {
+        let c = capacity(0, &[(2, 3.0)]);
+        let r = shed_for_wait(0, secs(2.0), &c, Some("budget gpu-monthly: $500.00 spent")).unwrap();
+        assert_eq!(
+            r.to_string(),
+            "estimated wait 3.0s exceeds the remaining deadline 2.0s \
+             (capped: budget gpu-monthly: $500.00 spent)"
+        );
     }
 }

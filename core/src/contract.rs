@@ -209,6 +209,18 @@ pub enum ControlEventKind {
         failures: u32,
         reason: String,
     },
+    /// The control plane's own: a budget's spend reached one of its alert thresholds
+    /// (once per period and threshold). For observers bound to `scale0.control`; the
+    /// scaler that consumes it does nothing more.
+    BudgetAlert {
+        budget: String,
+        /// The threshold reached, as a share of the limit.
+        share: f64,
+        spent_usd: f64,
+        limit_usd: f64,
+        /// The period's start (RFC 3339), or `rolling`.
+        period: String,
+    },
 }
 
 impl ControlEvent {
@@ -217,6 +229,7 @@ impl ControlEvent {
             ControlEventKind::Activation { .. } => "activation",
             ControlEventKind::Pressure { .. } => "pressure",
             ControlEventKind::InstanceFailed { .. } => "instance-failed",
+            ControlEventKind::BudgetAlert { .. } => "budget-alert",
         }
     }
 }

@@ -19,6 +19,7 @@
 //! - [`schedule`]: EventBridge Scheduler expressions (`cron`, `rate`, `at`) in IANA time
 //!   zones, and the scheduled floors and ceilings active at an instant.
 //! - [`policy`]: `decide()` and the parts it composes.
+//! - [`cost`]: the spend ledger's arithmetic, budget periods and the budget invariant.
 //! - [`contract`]: the types every side of the wire shares.
 //! - [`admission`]: the queue worker's shedding rules and wait estimate.
 //! - [`percentile`]: the nearest-rank rule every reported percentile uses.
@@ -26,6 +27,7 @@
 pub mod admission;
 pub mod config;
 pub mod contract;
+pub mod cost;
 pub mod document;
 pub mod duration;
 pub mod percentile;

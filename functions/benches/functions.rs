@@ -1,11 +1,13 @@
 //! Control-plane function benchmarks (issue 5): `cargo bench -p scale0-functions`.
 //!
 //! 1. Scaler handler latency against local Redis: one control event for one
-//!    deployment, end to end through the handler (dedupe, observe, decide, fenced
-//!    commit, apply with the fake provider), with 1 and with 100 deployments
-//!    configured and stored. Each deployment has four ready instances and a warm
-//!    policy memory. Queue depth comes from the in-memory stand-in (the AMQP passive
-//!    declare is timed separately). Goal: p99 ≤ 10 ms.
+//!    deployment, end to end through the handler (dedupe, observe, the spend ledger,
+//!    decide, ledger and fenced commits, apply with the fake provider), with 1 and
+//!    with 100 deployments configured and stored, and with 100 deployments under 10
+//!    budgets (two over every deployment, eight over a dozen each, all covering the
+//!    one measured). Each deployment has four ready instances and a warm policy
+//!    memory. Queue depth comes from the in-memory stand-in (the AMQP passive declare
+//!    is timed separately). Goal: p99 ≤ 10 ms, budgets included (issue 15).
 //! 2. A tick over all 100 deployments (one invocation, concurrent deployments).
 //! 3. Binary start-up to first invocation handled: `scale0-scaler` started cold,
 //!    again and again, against the test Runtime API server; the clock runs from spawn
@@ -35,8 +37,29 @@ use scale0_state::Store;
 const REDIS: &str = "redis://127.0.0.1:6379";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-fn config(names: &[String]) -> Config {
+fn config(names: &[String], budgets: usize) -> Config {
     let mut toml = String::new();
+    for b in 0..budgets {
+        // Two budgets over everything (a month in a zone, a rolling week); the others
+        // over a dozen deployments each, every one including the measured (middle) one.
+        let scope = if b < 2 {
+            String::new()
+        } else {
+            let mid = names.len() / 2;
+            let picked: Vec<String> = (0..12)
+                .map(|k| format!("\"{}\"", names[(mid + k * 7) % names.len()]))
+                .collect();
+            format!("deployments = [{}]", picked.join(", "))
+        };
+        let period = match b {
+            1 => "period = \"rolling\"\nwindow = \"7d\"",
+            b if b % 2 == 0 => "period = \"monthly\"\ntime_zone = \"Europe/London\"",
+            _ => "period = \"daily\"",
+        };
+        toml.push_str(&format!(
+            "[[budgets]]\nname = \"budget-{b}\"\n{scope}\n{period}\nlimit_usd = 1000000.0\n"
+        ));
+    }
     for name in names {
         toml.push_str(&format!(
             r#"
@@ -107,11 +130,20 @@ fn activation(deployment: &str, n: usize) -> ScalerEvent {
     }])
 }
 
-async fn handler_latency(store: &Store, deployments: usize, iterations: usize) -> Vec<String> {
+async fn handler_latency(
+    store: &Store,
+    deployments: usize,
+    budgets: usize,
+    iterations: usize,
+) -> Vec<String> {
     let pid = std::process::id();
     let names: Vec<String> = (0..deployments)
-        .map(|i| format!("bench-{pid}-{deployments}-{i}"))
+        .map(|i| format!("bench-{pid}-{deployments}-{budgets}-{i}"))
         .collect();
+    // The ledger in a namespace of its own, deleted at the end.
+    let store = &store
+        .clone()
+        .with_ledger_namespace(&format!("bench-ledger-{pid}-{budgets}"));
     seed(store, &names).await;
     let queue = Arc::new(FixedQueueDepth::new());
     for n in &names {
@@ -119,7 +151,7 @@ async fn handler_latency(store: &Store, deployments: usize, iterations: usize) -
         queue.set(&request_queue(n), 200);
     }
     let deps = Deps::new(
-        config(&names),
+        config(&names, budgets),
         store.clone(),
         Arc::new(FakeProvider::per_instance()),
         queue,
@@ -139,7 +171,9 @@ async fn handler_latency(store: &Store, deployments: usize, iterations: usize) -
         assert!(!out.deployments[0].duplicate);
     }
     summary(
-        &format!("scaler handler, one control event, {deployments} deployment(s)"),
+        &format!(
+            "scaler handler, one control event, {deployments} deployment(s), {budgets} budget(s)"
+        ),
         samples,
     );
 
@@ -157,10 +191,13 @@ async fn handler_latency(store: &Store, deployments: usize, iterations: usize) -
             assert_eq!(out.deployments.len(), deployments);
         }
         summary(
-            &format!("scaler handler, one wake of all {deployments} deployments"),
+            &format!(
+                "scaler handler, one wake of all {deployments} deployments, {budgets} budget(s)"
+            ),
             ticks,
         );
     }
+    store.forget_ledger().await.unwrap();
     names
 }
 
@@ -194,7 +231,7 @@ async fn amqp_depth() {
 async fn startup() {
     let api = runtime_api::RuntimeApi::start().await;
     let name = format!("bench-{}-startup", std::process::id());
-    let mut config = config(std::slice::from_ref(&name));
+    let mut config = config(std::slice::from_ref(&name), 0);
     config.provider.local.state_dir = Some(
         std::env::temp_dir()
             .join("scale0-bench")
@@ -238,11 +275,17 @@ async fn startup() {
 }
 
 fn sizes() {
-    for bin in ["scale0-scaler", "scale0-scheduler", "scale0-lifecycle"] {
+    for bin in [
+        "scale0-scaler",
+        "scale0-scheduler",
+        "scale0-lifecycle",
+        "scale0-budget",
+    ] {
         let path = match bin {
             "scale0-scaler" => env!("CARGO_BIN_EXE_scale0-scaler"),
             "scale0-scheduler" => env!("CARGO_BIN_EXE_scale0-scheduler"),
-            _ => env!("CARGO_BIN_EXE_scale0-lifecycle"),
+            "scale0-lifecycle" => env!("CARGO_BIN_EXE_scale0-lifecycle"),
+            _ => env!("CARGO_BIN_EXE_scale0-budget"),
         };
         let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         let stripped = std::env::temp_dir().join(format!("{bin}.stripped"));
@@ -303,12 +346,14 @@ fn main() {
         let store = Store::connect(REDIS)
             .await
             .expect("Redis at 127.0.0.1:6379");
-        let one = handler_latency(&store, 1, 2000).await;
-        let hundred = handler_latency(&store, 100, 2000).await;
+        let one = handler_latency(&store, 1, 0, 2000).await;
+        let hundred = handler_latency(&store, 100, 0, 2000).await;
+        let budgeted = handler_latency(&store, 100, 10, 2000).await;
         amqp_depth().await;
         startup().await;
-        cleanup(&store, &one).await;
-        cleanup(&store, &hundred).await;
+        for names in [one, hundred, budgeted] {
+            cleanup(&store, &names).await;
+        }
     });
     sizes();
 }

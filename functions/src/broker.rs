@@ -2,6 +2,9 @@
 //! in its reply). The management API's queue statistics lag about 5 s; the declare is
 //! current. A passive declare of a missing queue closes its channel with 404, so every
 //! poll uses a channel of its own on one shared connection.
+//!
+//! The same connection publishes the control plane's own control events (budget
+//! alerts) to the `scale0.control` exchange, as the workers publish theirs.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -92,6 +95,53 @@ impl AmqpQueueDepth {
             }
             Err(e) => Err(self.err(e)),
         }
+    }
+}
+
+/// Publishes control events the control plane raises itself (budget alerts).
+pub trait ControlPublisher: Send + Sync + fmt::Debug {
+    fn publish<'a>(
+        &'a self,
+        event: &'a scale0_core::contract::ControlEvent,
+    ) -> BoxFuture<'a, Result<(), BrokerError>>;
+}
+
+impl AmqpQueueDepth {
+    async fn publish_control(
+        &self,
+        event: &scale0_core::contract::ControlEvent,
+    ) -> Result<(), BrokerError> {
+        use scale0_core::contract::{CONTROL_EXCHANGE, control_routing_key};
+        let conn = self.connection().await?;
+        let channel = conn.create_channel().await.map_err(|e| self.err(e))?;
+        let body = serde_json::to_vec(event).map_err(|e| self.err(e))?;
+        let props = lapin::BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(2)
+            .with_message_id(event.id.as_str().into())
+            .with_expiration("600000".into());
+        let confirm = channel
+            .basic_publish(
+                CONTROL_EXCHANGE.into(),
+                control_routing_key(&event.deployment, event.kind_name()).into(),
+                lapin::options::BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await
+            .map_err(|e| self.err(e))?;
+        confirm.await.map_err(|e| self.err(e))?;
+        let _ = channel.close(200, "published".into()).await;
+        Ok(())
+    }
+}
+
+impl ControlPublisher for AmqpQueueDepth {
+    fn publish<'a>(
+        &'a self,
+        event: &'a scale0_core::contract::ControlEvent,
+    ) -> BoxFuture<'a, Result<(), BrokerError>> {
+        Box::pin(self.publish_control(event))
     }
 }
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use scale0_core::config::Config;
 use scale0_state::Store;
 
-use crate::broker::QueueDepth;
+use crate::broker::{ControlPublisher, QueueDepth};
 use crate::provider::Provider;
 
 /// Where handlers read the time. Only this edge reads a clock (CONVENTIONS.md §1).
@@ -54,6 +54,9 @@ pub struct HandlerSettings {
     pub keep_terminated: Duration,
     /// How long a GPU utilisation datapoint from an alarm counts.
     pub metric_ttl: Duration,
+    /// The longest gap between two scaler runs of a deployment: the tick (EventBridge's
+    /// one minute in AWS, `--tick` locally). The budget rule counts on it.
+    pub decision_interval: Duration,
 }
 
 impl Default for HandlerSettings {
@@ -64,6 +67,7 @@ impl Default for HandlerSettings {
             probe_timeout: Duration::from_secs(2),
             keep_terminated: Duration::from_secs(3600),
             metric_ttl: Duration::from_secs(300),
+            decision_interval: scale0_core::cost::DEFAULT_DECISION_INTERVAL,
         }
     }
 }
@@ -79,6 +83,9 @@ pub struct Deps {
     pub http: reqwest::Client,
     pub clock: Clock,
     pub settings: HandlerSettings,
+    /// Where the control plane's own control events go (budget alerts); without one
+    /// they are only logged.
+    pub events: Option<Arc<dyn ControlPublisher>>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -109,7 +116,13 @@ impl Deps {
                 .unwrap_or_default(),
             clock: Clock::system(),
             settings: HandlerSettings::default(),
+            events: None,
         }
+    }
+
+    pub fn with_events(mut self, events: Arc<dyn ControlPublisher>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {

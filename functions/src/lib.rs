@@ -13,6 +13,7 @@
 //!  Scheduler ─▶ scheduler ─┘        fenced commit (Redis) ─▶ apply ─▶ Provider
 //!  ASG lifecycle, EC2 state ─▶ lifecycle ─▶ registry (adopt, drain, terminated)
 //!                                           └▶ complete lifecycle action
+//!  AWS Budgets (SNS) ─▶ budget ─▶ ledger (reported spend, tightens a cap)
 //! ```
 //!
 //! | module | what it holds |
@@ -24,7 +25,8 @@
 //! | [`health`] | the health sweep: readiness probes mark instances ready or count failures |
 //! | [`apply`] | reconciling the registry with the provider, and applying a decision to it |
 //! | [`provider`] | the [`provider::Provider`] port: [`provider::local`] processes, [`provider::asg`] EC2 Auto Scaling, [`provider::fake`] for tests |
-//! | [`broker`] | queue depth by AMQP passive declare |
+//! | [`broker`] | queue depth by AMQP passive declare; the control plane's own control events |
+//! | [`budget`] | budget alerts, and the `scale0-budget` handler for AWS Budgets notifications (SNS) |
 //! | [`deps`] | what a handler needs ([`Deps`]): config, store, provider, broker, clock |
 //! | [`runtime`] | the Lambda edge: config from the environment or SSM, JSON logs, `lambda_runtime` |
 //!
@@ -34,6 +36,7 @@
 
 pub mod apply;
 pub mod broker;
+pub mod budget;
 pub mod deps;
 pub mod events;
 pub mod health;

@@ -177,12 +177,8 @@ pub async fn deps_from_env() -> anyhow::Result<Deps> {
             Arc::new(AsgProvider::new(&get_sdk().await, &config.provider.aws_asg))
         }
     };
-    Ok(Deps::new(
-        config,
-        store,
-        provider,
-        Arc::new(AmqpQueueDepth::new(amqp_url)),
-    ))
+    let broker = Arc::new(AmqpQueueDepth::new(amqp_url));
+    Ok(Deps::new(config, store, provider, broker.clone()).with_events(broker))
 }
 
 /// Run `handler` as a Lambda function: build the dependencies once (cold start),

@@ -10,7 +10,11 @@
 //!    the registry brought in line with the provider ([`crate::apply::reconcile`]).
 //! 3. **observe** — queue depth by AMQP passive declare, everything else from Redis.
 //! 4. **decide** — `scale0_core::policy::decide`, pure.
-//! 5. **commit** — one Lua script, fenced by the generation read in step 3: targets,
+//!    The spend ledger is read with it ([`scale0_state::ledger`]): what ran since the
+//!    last run is billed, and every budget covering the deployment is seen.
+//! 5. **commit** — first the ledger (the bill, and the decision's commitment, checked
+//!    against concurrent runs in the same budgets), then one Lua script, fenced by the
+//!    generation read in step 3: targets,
 //!    memory, `requested` placeholders, drains, the cap (which tells workers to shed)
 //!    and the decision log entry, atomically. A fenced run observes and decides again,
 //!    now seeing the winner's placeholders. After `fence_attempts` lost races it gives
@@ -29,6 +33,7 @@ use scale0_core::contract::{ControlEvent, ControlEventKind, InstanceState, reque
 use scale0_core::policy::{Cap, Decision, decide};
 use scale0_state::capacity::{CommitOutcome, requested_instances};
 use scale0_state::decisions::ObservedSummary;
+use scale0_state::ledger::LedgerCommit;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -341,6 +346,8 @@ fn control_wakeups(
             } => wake
                 .failed
                 .push((instance.clone(), *failures, reason.clone())),
+            // The scaler's own alerts come back on the queue it consumes: nothing to do.
+            ControlEventKind::BudgetAlert { .. } => continue,
         }
         match out.get_mut(&ev.deployment) {
             Some(w) => w.merge(wake),
@@ -480,21 +487,32 @@ pub async fn decide_and_commit(
         let snapshot = deps.store.load_policy(&spec.name).await?;
         let mut obs = deps.store.observe(spec, now, depth).await?;
         obs.held = obs.held.max(wake.held_hint);
+        // The spend ledger: bills what ran since the last run, and the budgets' view.
+        let ledger = deps.store.ledger_snapshot(&deps.config, spec, now).await?;
+        obs.cost = ledger.observation(deps.settings.decision_interval);
         let decision = decide(now, spec, &obs, &snapshot.memory);
         let summary = ObservedSummary::new(&wake.trigger, &obs);
-        match deps
-            .store
-            .commit_decision_observed(snapshot.generation, &decision, Some(&summary))
-            .await?
-        {
-            CommitOutcome::Committed { generation } => return Ok(Some((decision, generation))),
-            CommitOutcome::Fenced { .. } => {
-                // Back off a little, with jitter, so racing runs spread out.
-                let cap_ms = 1u64 << attempt.min(4);
-                let jitter = u64::from(std::process::id() ^ Utc::now().timestamp_subsec_nanos())
-                    % (cap_ms + 1);
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-            }
+        // The ledger first: its commit checks no other run spent the same budget
+        // headroom meanwhile; a decision fenced after it only left a higher commitment.
+        let committed = deps.store.commit_ledger(&ledger, &decision).await?
+            == LedgerCommit::Committed
+            && match deps
+                .store
+                .commit_decision_observed(snapshot.generation, &decision, Some(&summary))
+                .await?
+            {
+                CommitOutcome::Committed { generation } => {
+                    crate::budget::raise_alerts(deps, &decision).await;
+                    return Ok(Some((decision, generation)));
+                }
+                CommitOutcome::Fenced { .. } => false,
+            };
+        if !committed {
+            // Back off a little, with jitter, so racing runs spread out.
+            let cap_ms = 1u64 << attempt.min(4);
+            let jitter =
+                u64::from(std::process::id() ^ Utc::now().timestamp_subsec_nanos()) % (cap_ms + 1);
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
         }
     }
     tracing::warn!(deployment = %spec.name, "fenced out on every attempt; others decided");

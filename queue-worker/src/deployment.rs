@@ -798,6 +798,11 @@ impl Actor {
             },
             share,
             service_time: self.service_time,
+            capped_until: self
+                .cap
+                .as_ref()
+                .and_then(|c| c.retry_at)
+                .map(|at| (at - now).to_std().unwrap_or_default()),
         }
     }
 

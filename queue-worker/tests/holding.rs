@@ -268,6 +268,8 @@ async fn shedding_when_capacity_cannot_come_in_time() {
                 max_instances: 0,
                 needed_instances: 1,
                 reason: "budget `gpu-monthly` exhausted".into(),
+                // The budget's next period begins in three hours.
+                retry_at: Some(chrono::Utc::now() + chrono::TimeDelta::hours(3)),
             }),
         )
         .await
@@ -282,6 +284,12 @@ async fn shedding_when_capacity_cannot_come_in_time() {
             .unwrap()
             .contains("budget `gpu-monthly` exhausted"),
         "{capped:?}"
+    );
+    // Retry when the budget's next period begins, not in a minute.
+    let retry = capped[0].header_int(headers::RETRY_AFTER).unwrap();
+    assert!(
+        (3 * 3600 - 30..=3 * 3600).contains(&retry),
+        "retry-after {retry}"
     );
     worker.stop().await;
     client.cleanup(&[]).await;

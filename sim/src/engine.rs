@@ -685,6 +685,8 @@ impl<'a> Engine<'a> {
             },
             share: 1.0,
             service_time: Duration::from_micros(self.mean_service() as u64),
+            // Only whether to shed matters here, not when to retry.
+            capped_until: None,
         };
         let remaining = Duration::from_micros(self.p.deadline as u64);
         admission::shed_for_wait(ahead, remaining, &capacity, None).is_none()

@@ -336,6 +336,8 @@ pub fn resize(
         demand: 0.0,
         memory: PolicyMemory::default(),
         reasons: vec![reason],
+        commitment: None,
+        budgets: Vec::new(),
     }
 }
 

@@ -200,8 +200,9 @@ impl Store {
         Ok(names)
     }
 
-    /// Delete every key of a deployment (registry, memory, counters, log) and its
-    /// membership of the deployment set; returns the keys deleted. For a deployment
+    /// Delete every key of a deployment (registry, memory, counters, log, its part of
+    /// the spend ledger) and its membership of the deployment set; returns the keys
+    /// deleted. For a deployment
     /// that is gone for good, or one a demo or test recreates from scratch.
     pub async fn forget_deployment(&self, deployment: &str) -> Result<u64> {
         let pattern = format!("scale0:{{{deployment}}}:*");
@@ -227,6 +228,6 @@ impl Store {
             cursor = next;
         }
         let _: () = c.srem(keys::DEPLOYMENTS, deployment).await?;
-        Ok(deleted)
+        Ok(deleted + self.forget_ledger_deployment(deployment).await?)
     }
 }

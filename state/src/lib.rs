@@ -17,6 +17,7 @@
 //! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
 //! | [`signals`] | `cap`, `unavailable`, `gpu-utilization`, `activation` | scaler, worker | worker, scaler |
 //! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
+//! | [`ledger`] | `scale0:{ledger}:*` — spend buckets, accrual marks, commitments, AWS Budgets reports | scaler, budget handler | scaler, `scale0 status` |
 //!
 //! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
 //!
@@ -32,6 +33,7 @@ pub mod decisions;
 pub mod dedupe;
 pub mod idempotency;
 pub mod keys;
+pub mod ledger;
 pub mod lifecycle;
 pub mod registry;
 pub mod signals;
@@ -86,6 +88,8 @@ pub use scale0_connect::redact_url;
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    /// The hash tag of the spend ledger's keys ([`ledger`]).
+    ledger: std::sync::Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -123,7 +127,21 @@ impl Store {
                 )));
             }
         };
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            ledger: "ledger".into(),
+        })
+    }
+
+    /// The same store with the spend ledger under its own namespace: for tests that
+    /// share a Redis and must not see each other's totals.
+    pub fn with_ledger_namespace(mut self, namespace: &str) -> Store {
+        self.ledger = namespace.into();
+        self
+    }
+
+    pub(crate) fn ledger_namespace(&self) -> &str {
+        &self.ledger
     }
 
     pub(crate) fn conn(&self) -> ConnectionManager {

@@ -100,6 +100,8 @@ impl Store {
             mean_service_time: mean_ms(&service),
             recent_boot_times,
             unavailable_pools,
+            // The scaler adds the ledger's view (`Store::ledger_snapshot`).
+            cost: Default::default(),
         })
     }
 }

@@ -275,8 +275,23 @@ impl Store {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<Transition> {
+        // Only once: a second stop (a late event, a retried apply) must not move the
+        // time it stopped, which the spend ledger bills until.
         let t = self
-            .transition(deployment, id, &[], InstanceState::Terminated, at, None)
+            .transition(
+                deployment,
+                id,
+                &[
+                    InstanceState::Requested,
+                    InstanceState::Booting,
+                    InstanceState::Ready,
+                    InstanceState::Draining,
+                    InstanceState::Unhealthy,
+                ],
+                InstanceState::Terminated,
+                at,
+                None,
+            )
             .await?;
         if matches!(t, Transition::Applied(_)) {
             let _: () = redis::pipe()

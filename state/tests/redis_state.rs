@@ -420,6 +420,7 @@ async fn signals_expire_or_clear() {
         max_instances: 2,
         needed_instances: 5,
         reason: "pool max_instances".into(),
+        retry_at: None,
     };
     s.set_cap(&d, Some(&cap)).await.unwrap();
     assert_eq!(s.cap(&d).await.unwrap(), Some(cap));
@@ -538,6 +539,7 @@ async fn commit_registers_launches_marks_drains_and_logs() {
             max_instances: 2,
             needed_instances: 3,
             reason: "test".into(),
+            retry_at: None,
         }),
         demand: 10.0,
         memory: PolicyMemory {
@@ -545,6 +547,8 @@ async fn commit_registers_launches_marks_drains_and_logs() {
             ..Default::default()
         },
         reasons: vec!["because".into()],
+        commitment: None,
+        budgets: Vec::new(),
     };
     assert_eq!(
         s.commit_decision(0, &decision).await.unwrap(),

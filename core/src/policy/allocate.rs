@@ -13,7 +13,11 @@
 //! Demand the pools cannot cover is reported as a cap, so the worker can shed instead
 //! of holding requests for capacity that will not come.
 
+use chrono::{DateTime, Utc};
+
+use super::Cap;
 use crate::config::Pool;
+use crate::cost::budget::SpendLimit;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PoolCapacity<'a> {
@@ -24,30 +28,42 @@ pub struct PoolCapacity<'a> {
     pub can_launch: bool,
 }
 
+/// What bounds the allocation besides the pools' own min and max.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits<'a> {
+    /// Scheduled floor and ceiling on the total.
+    pub floor: u32,
+    pub ceiling: Option<u32>,
+    /// The tightest budget (`crate::cost::budget`): a hard cap, above every floor.
+    pub spend: Option<&'a SpendLimit>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allocation {
     /// Target instances per pool, in the order given.
     pub counts: Vec<u32>,
-    /// (instances allowed, instances needed, why) when demand is not covered.
-    pub cap: Option<(u32, u32, String)>,
+    /// Set when demand is not covered, or a limit cut what runs.
+    pub cap: Option<Cap>,
     pub reasons: Vec<String>,
 }
 
 const EPSILON: f64 = 1e-9;
 
-pub fn allocate(
-    pools: &[PoolCapacity],
-    slots: f64,
-    floor: u32,
-    ceiling: Option<u32>,
-) -> Allocation {
+pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocation {
+    let (floor, ceiling, spend) = (limits.floor, limits.ceiling, limits.spend);
+    let at_min = spend.and_then(|s| s.scale_to_min.as_deref());
     let upper: Vec<u32> = pools
         .iter()
         .map(|p| {
-            if p.can_launch {
+            let up = if p.can_launch {
                 p.pool.max_instances
             } else {
                 p.current.min(p.pool.max_instances)
+            };
+            if at_min.is_some() {
+                up.min(p.pool.min_instances)
+            } else {
+                up
             }
         })
         .collect();
@@ -70,7 +86,28 @@ pub fn allocate(
             .map(|(i, &c)| f64::from(c) * slots_of(i))
             .sum()
     };
+    // What the counts commit under the budget rule, and whether that fits.
+    let committed = |counts: &[u32]| -> f64 {
+        spend.map_or(0.0, |s| {
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| s.pools[i].of_target(pools[i].current, c))
+                .sum()
+        })
+    };
+    let fits = |counts: &[u32]| spend.is_none_or(|s| committed(counts) <= s.headroom_usd + EPSILON);
+    let plus_one = |counts: &[u32], i: usize| {
+        let mut next = counts.to_vec();
+        next[i] += 1;
+        next
+    };
     let mut reasons = Vec::new();
+    if let Some(name) = at_min {
+        reasons.push(format!(
+            "budget {name} is at its cap (scale-to-min): every pool held at min_instances"
+        ));
+    }
 
     // Shrink: drop the dearest per slot while the rest still covers the need.
     loop {
@@ -86,16 +123,23 @@ pub fn allocate(
         counts[i] -= 1;
     }
 
-    // Grow: one instance at a time, the cheapest per useful slot.
+    // Grow: one instance at a time, the cheapest per useful slot the budget allows.
     let mut remaining = slots - covered(&counts);
+    let mut budget_blocked = false;
     while remaining > EPSILON {
-        let best = (0..pools.len())
-            .filter(|&i| counts[i] < upper[i])
+        let open: Vec<usize> = (0..pools.len()).filter(|&i| counts[i] < upper[i]).collect();
+        let best = open
+            .iter()
+            .copied()
+            .filter(|&i| fits(&plus_one(&counts, i)))
             .min_by(|&a, &b| {
                 let per = |i: usize| price_of(i) / slots_of(i).min(remaining);
                 per(a).total_cmp(&per(b)).then(a.cmp(&b))
             });
-        let Some(i) = best else { break };
+        let Some(i) = best else {
+            budget_blocked = !open.is_empty();
+            break;
+        };
         counts[i] += 1;
         remaining -= slots_of(i);
     }
@@ -105,11 +149,12 @@ pub fn allocate(
     let total = |counts: &[u32]| counts.iter().sum::<u32>();
     while total(&counts) < floor {
         let cheapest = (0..pools.len())
-            .filter(|&i| counts[i] < upper[i])
+            .filter(|&i| counts[i] < upper[i] && fits(&plus_one(&counts, i)))
             .min_by(|&a, &b| price_of(a).total_cmp(&price_of(b)).then(a.cmp(&b)));
         let Some(i) = cheapest else {
             reasons.push(format!(
-                "scheduled floor {floor} not reachable: pools allow {}",
+                "scheduled floor {floor} not reachable: pools{} allow {}",
+                if spend.is_some() { " and budget" } else { "" },
                 total(&counts)
             ));
             break;
@@ -130,22 +175,64 @@ pub fn allocate(
         }
     }
 
+    // The budget outranks every floor: while keeping what runs would not fit, release
+    // the instance whose release saves the most (a launch first, then the dearest).
+    let mut budget_cut = false;
+    if let Some(s) = spend {
+        while !fits(&counts) {
+            let saving = |i: usize| {
+                let mut less = counts.clone();
+                less[i] -= 1;
+                committed(&counts) - committed(&less)
+            };
+            let Some(i) = (0..pools.len())
+                .filter(|&i| counts[i] > 0)
+                .max_by(|&a, &b| saving(a).total_cmp(&saving(b)).then(b.cmp(&a)))
+            else {
+                break;
+            };
+            counts[i] -= 1;
+            budget_cut = true;
+        }
+        if budget_cut {
+            reasons.push(format!(
+                "{}: keeping more would not fit, releasing down to {} instances",
+                s.explain,
+                total(&counts)
+            ));
+        }
+    }
+
     let allowed = total(&counts);
-    let cap = if unmet_slots > EPSILON || ceiling_cut {
+    let by_budget = budget_blocked || budget_cut || at_min.is_some();
+    let cap = if unmet_slots > EPSILON || ceiling_cut || budget_cut {
         let largest = pools.iter().map(|p| p.pool.slots).max().unwrap_or(1);
         let uncovered = slots - covered(&counts);
         let needed = allowed + (uncovered / f64::from(largest)).ceil().max(0.0) as u32;
-        let why = if ceiling_cut {
-            format!("scheduled ceiling {allowed}")
-        } else if pools.iter().any(|p| !p.can_launch) {
-            "pool max_instances and unavailable pools".to_string()
-        } else {
-            "pool max_instances".to_string()
+        let mut retry_at: Option<DateTime<Utc>> = None;
+        let why = match spend {
+            Some(s) if by_budget => {
+                retry_at = s.retry_at;
+                match at_min {
+                    Some(name) => format!("budget {name} at its cap (scale-to-min)"),
+                    None => s.explain.clone(),
+                }
+            }
+            _ if ceiling_cut => format!("scheduled ceiling {allowed}"),
+            _ if pools.iter().any(|p| !p.can_launch) => {
+                "pool max_instances and unavailable pools".to_string()
+            }
+            _ => "pool max_instances".to_string(),
         };
         reasons.push(format!(
             "{slots:.1} slots wanted → about {needed} instances; capped at {allowed} by {why}"
         ));
-        Some((allowed, needed.max(allowed), why))
+        Some(Cap {
+            max_instances: allowed,
+            needed_instances: needed.max(allowed),
+            reason: why,
+            retry_at,
+        })
     } else {
         None
     };
@@ -195,19 +282,28 @@ mod tests {
     fn fills_cheapest_per_slot_first() {
         let pools = [pool("big", 0, 10, 8, 2.0), pool("small", 0, 10, 2, 1.0)];
         // 16 slots: big costs 0.25/slot, small 0.5/slot → two big.
-        assert_eq!(allocate(&caps(&pools), 16.0, 0, None).counts, [2, 0]);
+        assert_eq!(
+            allocate(&caps(&pools), 16.0, &Limits::default()).counts,
+            [2, 0]
+        );
         // 17 slots: the last slot is cheaper as a small instance (1.0) than a big (2.0).
-        assert_eq!(allocate(&caps(&pools), 17.0, 0, None).counts, [2, 1]);
+        assert_eq!(
+            allocate(&caps(&pools), 17.0, &Limits::default()).counts,
+            [2, 1]
+        );
     }
 
     #[test]
     fn respects_min_max_and_reports_cap() {
         let pools = [pool("a", 1, 2, 4, 1.0), pool("b", 0, 1, 4, 3.0)];
-        assert_eq!(allocate(&caps(&pools), 0.0, 0, None).counts, [1, 0]);
-        let a = allocate(&caps(&pools), 40.0, 0, None);
+        assert_eq!(
+            allocate(&caps(&pools), 0.0, &Limits::default()).counts,
+            [1, 0]
+        );
+        let a = allocate(&caps(&pools), 40.0, &Limits::default());
         assert_eq!(a.counts, [2, 1]);
-        let (allowed, needed, _) = a.cap.unwrap();
-        assert_eq!((allowed, needed), (3, 10));
+        let cap = a.cap.unwrap();
+        assert_eq!((cap.max_instances, cap.needed_instances), (3, 10));
     }
 
     #[test]
@@ -216,7 +312,7 @@ mod tests {
         let mut c = caps(&pools);
         c[0].current = 1;
         c[0].can_launch = false;
-        assert_eq!(allocate(&c, 12.0, 0, None).counts, [1, 2]);
+        assert_eq!(allocate(&c, 12.0, &Limits::default()).counts, [1, 2]);
     }
 
     #[test]
@@ -226,20 +322,97 @@ mod tests {
         // One big instance runs; 1 slot needed. A small one would be cheaper, but
         // swapping costs a boot: keep the big one.
         c[0].current = 1;
-        assert_eq!(allocate(&c, 1.0, 0, None).counts, [1, 0]);
+        assert_eq!(allocate(&c, 1.0, &Limits::default()).counts, [1, 0]);
         // Three big and two small run; 10 slots needed: drop the dearest per slot
         // (small, 0.5/slot) while the rest covers 10 → [2, 0] = 16 ≥ 10? First the two
         // smalls go (20 → 16), then a big (16 → 8) would not cover: stop.
         c[0].current = 3;
         c[1].current = 2;
-        assert_eq!(allocate(&c, 10.0, 0, None).counts, [2, 0]);
+        assert_eq!(allocate(&c, 10.0, &Limits::default()).counts, [2, 0]);
+    }
+
+    fn spend(pools: &[Pool], headroom_usd: f64) -> SpendLimit {
+        use crate::cost::budget::{Horizons, PoolSpend};
+        let h = Horizons {
+            interval: chrono::TimeDelta::seconds(60),
+            drain: chrono::TimeDelta::seconds(120),
+        };
+        SpendLimit {
+            headroom_usd,
+            pools: pools.iter().map(|p| PoolSpend::of(p, h)).collect(),
+            budget: "b".into(),
+            scale_to_min: None,
+            retry_at: None,
+            explain: "budget b".into(),
+        }
+    }
+
+    #[test]
+    fn a_budget_bounds_growth_and_outranks_floors() {
+        // 240 s commitments: big $0.1333 a launch, small $0.0667.
+        let pools = [pool("big", 0, 10, 8, 2.0), pool("small", 1, 10, 2, 1.0)];
+        // Room for one small launch only: 16 slots wanted, one small goes, capped by
+        // the budget.
+        let s = spend(&pools, 0.1);
+        let limits = Limits {
+            spend: Some(&s),
+            ..Limits::default()
+        };
+        let mut c = caps(&pools);
+        c[1].current = 1;
+        let a = allocate(&c, 16.0, &limits);
+        assert_eq!(a.counts, [0, 1], "{:?}", a.reasons);
+        let cap = a.cap.unwrap();
+        assert_eq!(cap.reason, "budget b");
+        // No room at all for what runs: the small one's min_instances yields, and a
+        // scheduled floor of 3 is not reached.
+        let broke = spend(&pools, 0.01);
+        let limits = Limits {
+            floor: 3,
+            spend: Some(&broke),
+            ..Limits::default()
+        };
+        let a = allocate(&c, 2.0, &limits);
+        assert_eq!(a.counts, [0, 0], "{:?}", a.reasons);
+        assert!(a.cap.is_some());
+        // scale-to-min: every pool held at its min_instances, however much is wanted.
+        let mut at_min = spend(&pools, 100.0);
+        at_min.scale_to_min = Some("b".into());
+        let a = allocate(
+            &caps(&pools),
+            40.0,
+            &Limits {
+                spend: Some(&at_min),
+                ..Limits::default()
+            },
+        );
+        assert_eq!(a.counts, [0, 1], "{:?}", a.reasons);
+        assert!(a.cap.unwrap().reason.contains("scale-to-min"));
     }
 
     #[test]
     fn floor_adds_cheapest_and_ceiling_removes_dearest() {
         let pools = [pool("a", 0, 5, 4, 1.0), pool("b", 0, 5, 8, 3.0)];
-        assert_eq!(allocate(&caps(&pools), 0.0, 2, None).counts, [2, 0]);
-        let a = allocate(&caps(&pools), 40.0, 0, Some(3));
+        assert_eq!(
+            allocate(
+                &caps(&pools),
+                0.0,
+                &Limits {
+                    floor: 2,
+                    ..Limits::default()
+                }
+            )
+            .counts,
+            [2, 0]
+        );
+        let a = allocate(
+            &caps(&pools),
+            40.0,
+            &Limits {
+                ceiling: Some(3),
+                ..Limits::default()
+            },
+        );
         assert_eq!(a.counts.iter().sum::<u32>(), 3);
         assert!(a.cap.is_some());
     }

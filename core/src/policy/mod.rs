@@ -22,7 +22,8 @@
 //! scheduled   floors and ceilings of scheduled actions, looking one boot lead
 //!             time ahead so capacity is ready at the scheduled minute
 //! allocate    slots → instances per pool, cheapest per slot first, within pool
-//!             min/max and the pools that can launch now
+//!             min/max, the pools that can launch now and the budgets' hard caps
+//!             (`crate::cost`)
 //! scale_in    which instances to drain: fewest in flight first
 //! ```
 
@@ -42,8 +43,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Deployment;
 use crate::contract::InstanceRecord;
+use crate::cost::CostObservation;
+use crate::cost::budget::{self, BudgetStatus, Commitment, Horizons};
 
-pub use allocate::{PoolCapacity, allocate};
+pub use allocate::{Limits, PoolCapacity, allocate};
 pub use scheduled::{ScheduledLimit, ScheduledLimits, active_limits};
 
 /// What the control plane sees of one deployment at one instant.
@@ -76,6 +79,9 @@ pub struct Observation {
     /// capacity, quota, throttling).
     #[serde(default)]
     pub unavailable_pools: BTreeMap<String, DateTime<Utc>>,
+    /// Budgets and the spend ledger (`crate::cost`).
+    #[serde(default)]
+    pub cost: CostObservation,
 }
 
 /// An instance and the requests it is serving now.
@@ -109,6 +115,9 @@ pub struct PolicyMemory {
     pub last_scale_out_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub last_scale_in_at: Option<DateTime<Utc>>,
+    /// `scale-to-min` budgets holding the deployment at its minimum, since when.
+    #[serde(default)]
+    pub budgets_at_min: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A value at an instant.
@@ -144,6 +153,13 @@ pub struct Decision {
     pub memory: PolicyMemory,
     /// Sentences a person can read, in the order the steps ran.
     pub reasons: Vec<String>,
+    /// What the instances after this decision commit to spend, for the other
+    /// deployments of its budgets.
+    #[serde(default)]
+    pub commitment: Option<Commitment>,
+    /// Every budget covering the deployment, as this decision saw it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub budgets: Vec<BudgetStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -165,6 +181,10 @@ pub struct Cap {
     /// Instances demand asked for.
     pub needed_instances: u32,
     pub reason: String,
+    /// When capacity can come again, when a limit says (a budget's next period, or
+    /// when its spend allows): the `retry-after` of shed requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
 }
 
 impl Decision {
@@ -277,9 +297,36 @@ pub fn decide(
             p.pool.name, obs.unavailable_pools[&p.pool.name]
         ));
     }
-    let floor = limits.floor.as_ref().map_or(0, |l| l.instances);
-    let ceiling = limits.ceiling.as_ref().map(|l| l.instances);
-    let allocation = allocate(&pools, stabilized, floor, ceiling);
+    // 6a. Budgets: a hard cap on what this decision may keep and launch.
+    let horizons = Horizons::of(spec, obs.cost.decision_interval);
+    let leaving = crate::cost::leaving(now, spec, obs, &health.terminate, &health.drain, horizons);
+    let capacity: Vec<u32> = pools.iter().map(|p| p.current).collect();
+    let (spend, budgets) = budget::limit(
+        now,
+        &obs.cost.budgets,
+        &budget::Current {
+            spec,
+            capacity: &capacity,
+            leaving_usd: leaving.usd,
+            horizons,
+        },
+        &memory.budgets_at_min,
+    );
+    memory
+        .budgets_at_min
+        .retain(|name, _| budgets.iter().any(|b| b.at_min && &b.budget == name));
+    for b in budgets.iter().filter(|b| b.at_min) {
+        memory.budgets_at_min.entry(b.budget.clone()).or_insert(now);
+    }
+    let allocation = allocate(
+        &pools,
+        stabilized,
+        &Limits {
+            floor: limits.floor.as_ref().map_or(0, |l| l.instances),
+            ceiling: limits.ceiling.as_ref().map(|l| l.instances),
+            spend: spend.as_ref(),
+        },
+    );
     reasons.extend(allocation.reasons.iter().cloned());
 
     // 7. Launch what is missing, drain what is extra.
@@ -320,13 +367,14 @@ pub fn decide(
         memory.last_scale_in_at = Some(now);
     }
 
-    let cap = allocation
-        .cap
-        .map(|(max_instances, needed_instances, why)| Cap {
-            max_instances,
-            needed_instances,
-            reason: why,
-        });
+    let commitment = budget::commitment(
+        spec,
+        &capacity,
+        &allocation.counts,
+        leaving.usd,
+        leaving.burn_usd_per_hour,
+        horizons,
+    );
 
     Decision {
         at: now,
@@ -334,10 +382,12 @@ pub fn decide(
         pools: pool_decisions,
         drain,
         terminate: health.terminate,
-        cap,
+        cap: allocation.cap,
         demand: demand.concurrency,
         memory,
         reasons,
+        commitment: Some(commitment),
+        budgets,
     }
 }
 
