@@ -99,6 +99,7 @@ impl World {
                     window_tail: Vec::new(),
                 }],
                 decision_interval: Duration::from_secs(60),
+                ..Default::default()
             },
             ..Observation::default()
         }

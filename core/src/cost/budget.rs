@@ -102,6 +102,9 @@ pub struct PeerCommitment {
     pub burn_usd_per_hour: f64,
     /// How long its instances need to stop once released: its D + I.
     pub release_after: Duration,
+    /// vCPUs it holds of each quota covering its pools (`super::quota`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quota_vcpus: std::collections::BTreeMap<String, u64>,
 }
 
 /// What a peer adds to a budget now (beyond the spend the ledger has accrued for it,
@@ -366,6 +369,9 @@ pub struct Commitment {
     pub burn_usd_per_hour: f64,
     /// D + I.
     pub release_after: Duration,
+    /// vCPUs it holds of each quota covering its pools.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quota_vcpus: std::collections::BTreeMap<String, u64>,
 }
 
 /// The commitment of a decision: `targets` per pool (kept and launched) over
@@ -388,6 +394,7 @@ pub fn commitment(
         committed_usd: committed,
         burn_usd_per_hour: burn,
         release_after: h.release().to_std().unwrap_or_default(),
+        quota_vcpus: Default::default(),
     }
 }
 
@@ -425,6 +432,7 @@ mod tests {
             committed_usd: 0.40,
             burn_usd_per_hour: 3.6,
             release_after: Duration::from_secs(180),
+            quota_vcpus: Default::default(),
         };
         // Within its interval, what it published covers it.
         assert!((peer_usd(&peer, at("2026-06-01T12:00:30Z")) - 0.40).abs() < 1e-9);

@@ -5,6 +5,8 @@
 //! ledger   billing (per second, 60 s minimum) and spend buckets (quarter, hour, day)
 //! period   a budget's current period: daily, monthly in a time zone, or rolling
 //! budget   the hard invariant: what the cap allows this decision to keep and launch
+//! quota    service quotas in vCPUs, shared by pools of several deployments
+//! spot     what interruptions add to a Spot pool's price per served hour
 //! ```
 //!
 //! The state store keeps the ledger in Redis and fills a [`CostObservation`]; `decide`
@@ -15,7 +17,10 @@
 pub mod budget;
 pub mod ledger;
 pub mod period;
+pub mod quota;
+pub mod spot;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::Deployment;
 use crate::policy::Observation;
 use budget::{BudgetObservation, Horizons};
+use quota::QuotaObservation;
+use spot::PoolInterruptions;
 
 /// The longest gap between two decisions that the budget rule assumes when the caller
 /// says nothing: EventBridge's one-minute tick.
@@ -38,6 +45,12 @@ pub struct CostObservation {
     /// The longest time until this deployment's next decision: the tick.
     #[serde(default = "default_interval")]
     pub decision_interval: Duration,
+    /// Every quota that covers one of the deployment's pools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<QuotaObservation>,
+    /// Spot pools' recent interruptions, by pool.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub interruptions: BTreeMap<String, PoolInterruptions>,
 }
 
 fn default_interval() -> Duration {
@@ -49,6 +62,8 @@ impl Default for CostObservation {
         CostObservation {
             budgets: Vec::new(),
             decision_interval: DEFAULT_DECISION_INTERVAL,
+            quotas: Vec::new(),
+            interruptions: BTreeMap::new(),
         }
     }
 }

@@ -3,12 +3,19 @@
 //! Allocation is sticky: it starts from the instances that exist and changes only the
 //! margin, because swapping a ready instance for a cheaper one costs a whole boot.
 //! To grow, it adds one instance at a time from the pool whose next instance buys the
-//! missing slots cheapest (price per hour over the slots it actually covers), so a
-//! small remainder goes to a small cheap instance rather than a big one. To shrink, it
-//! removes the dearest instance per slot while what remains still covers the need.
+//! missing slots cheapest (effective price per hour over the slots it actually covers:
+//! a Spot pool's price is raised by its recent interruptions, `crate::cost::spot`), so
+//! a small remainder goes to a small cheap instance rather than a big one. To shrink,
+//! it removes the dearest instance per slot while what remains still covers the need.
 //! Each pool stays within its min and max; a pool the provider cannot launch into now
-//! keeps what it has. A scheduled floor then adds the cheapest instances, and a
-//! scheduled ceiling removes the dearest.
+//! keeps what it has; a launch into a pool a service quota covers must keep every
+//! deployment's use of the quota within it (`crate::cost::quota`), else the next pool
+//! is tried. The deployment's first `on_demand_base` instances are on-demand: growth
+//! takes on-demand pools first until the base is met, an on-demand instance within the
+//! base is the last to go, and a deployment that runs Spot below its base launches
+//! on-demand (the Spot instance it then no longer needs goes at a later decision). A
+//! scheduled floor then adds the cheapest instances, and a scheduled ceiling removes
+//! the dearest.
 //!
 //! Demand the pools cannot cover is reported as a cap, so the worker can shed instead
 //! of holding requests for capacity that will not come.
@@ -16,8 +23,9 @@
 use chrono::{DateTime, Utc};
 
 use super::Cap;
-use crate::config::Pool;
+use crate::config::{CapacityType, Pool};
 use crate::cost::budget::SpendLimit;
+use crate::cost::quota::QuotaLimit;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PoolCapacity<'a> {
@@ -26,6 +34,21 @@ pub struct PoolCapacity<'a> {
     pub current: u32,
     /// False while the provider reports the pool unavailable.
     pub can_launch: bool,
+    /// The price allocation compares: the pool's, or a Spot pool's raised by its
+    /// interruptions (`crate::cost::spot::effective_price`).
+    pub effective_price_per_hour_usd: f64,
+}
+
+impl<'a> PoolCapacity<'a> {
+    /// A pool at its own price.
+    pub fn new(pool: &'a Pool, current: u32, can_launch: bool) -> Self {
+        PoolCapacity {
+            pool,
+            current,
+            can_launch,
+            effective_price_per_hour_usd: pool.price_per_hour_usd,
+        }
+    }
 }
 
 /// What bounds the allocation besides the pools' own min and max.
@@ -36,6 +59,10 @@ pub struct Limits<'a> {
     pub ceiling: Option<u32>,
     /// The tightest budget (`crate::cost::budget`): a hard cap, above every floor.
     pub spend: Option<&'a SpendLimit>,
+    /// Quotas covering the deployment's pools: no launch past one.
+    pub quotas: &'a [QuotaLimit],
+    /// The deployment's first instances that must be on-demand.
+    pub on_demand_base: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +79,7 @@ const EPSILON: f64 = 1e-9;
 pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocation {
     let (floor, ceiling, spend) = (limits.floor, limits.ceiling, limits.spend);
     let at_min = spend.and_then(|s| s.scale_to_min.as_deref());
+    let current: Vec<u32> = pools.iter().map(|p| p.current).collect();
     let upper: Vec<u32> = pools
         .iter()
         .map(|p| {
@@ -78,12 +106,21 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocati
         .map(|(i, p)| p.current.clamp(lower[i], upper[i]))
         .collect();
     let slots_of = |i: usize| f64::from(pools[i].pool.slots);
-    let price_of = |i: usize| pools[i].pool.price_per_hour_usd;
+    let price_of = |i: usize| pools[i].effective_price_per_hour_usd;
+    let on_demand = |i: usize| pools[i].pool.capacity_type == CapacityType::OnDemand;
     let covered = |counts: &[u32]| -> f64 {
         counts
             .iter()
             .enumerate()
             .map(|(i, &c)| f64::from(c) * slots_of(i))
+            .sum()
+    };
+    let on_demand_count = |counts: &[u32]| -> u32 {
+        counts
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| on_demand(i))
+            .map(|(_, &c)| c)
             .sum()
     };
     // What the counts commit under the budget rule, and whether that fits.
@@ -102,6 +139,13 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocati
         next[i] += 1;
         next
     };
+    // The first quota a launch in pool `i` would exceed.
+    let quota_full = |counts: &[u32], i: usize| -> Option<&QuotaLimit> {
+        limits
+            .quotas
+            .iter()
+            .find(|q| !q.allows_one_more(&current, counts, i))
+    };
     let mut reasons = Vec::new();
     if let Some(name) = at_min {
         reasons.push(format!(
@@ -109,35 +153,69 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocati
         ));
     }
 
-    // Shrink: drop the dearest per slot while the rest still covers the need.
+    // Shrink: drop the dearest per slot while the rest still covers the need; an
+    // on-demand instance within the base goes only when nothing else can.
     loop {
         let spare = covered(&counts) - slots;
-        let dearest = (0..pools.len())
+        let candidates: Vec<usize> = (0..pools.len())
             .filter(|&i| counts[i] > lower[i] && slots_of(i) <= spare + EPSILON)
-            .max_by(|&a, &b| {
-                (price_of(a) / slots_of(a))
-                    .total_cmp(&(price_of(b) / slots_of(b)))
-                    .then(b.cmp(&a))
-            });
+            .collect();
+        let within_base = on_demand_count(&counts) <= limits.on_demand_base;
+        let preferred: Vec<usize> = candidates
+            .iter()
+            .copied()
+            .filter(|&i| !(within_base && on_demand(i)))
+            .collect();
+        let from = if preferred.is_empty() {
+            &candidates
+        } else {
+            &preferred
+        };
+        let dearest = from.iter().copied().max_by(|&a, &b| {
+            (price_of(a) / slots_of(a))
+                .total_cmp(&(price_of(b) / slots_of(b)))
+                .then(b.cmp(&a))
+        });
         let Some(i) = dearest else { break };
         counts[i] -= 1;
     }
 
-    // Grow: one instance at a time, the cheapest per useful slot the budget allows.
+    // Grow: one instance at a time, the cheapest per useful slot the budget and the
+    // quotas allow; on-demand first while the base is not met.
     let mut remaining = slots - covered(&counts);
     let mut budget_blocked = false;
+    let mut quota_blocked: Option<String> = None;
+    let mut skipped: Vec<(usize, String)> = Vec::new();
     while remaining > EPSILON {
         let open: Vec<usize> = (0..pools.len()).filter(|&i| counts[i] < upper[i]).collect();
-        let best = open
-            .iter()
-            .copied()
-            .filter(|&i| fits(&plus_one(&counts, i)))
-            .min_by(|&a, &b| {
-                let per = |i: usize| price_of(i) / slots_of(i).min(remaining);
-                per(a).total_cmp(&per(b)).then(a.cmp(&b))
-            });
+        let mut allowed = Vec::new();
+        for &i in &open {
+            if let Some(q) = quota_full(&counts, i) {
+                if !skipped.iter().any(|(p, _)| *p == i) {
+                    skipped.push((i, q.explain(&current, &counts)));
+                }
+                continue;
+            }
+            if fits(&plus_one(&counts, i)) {
+                allowed.push(i);
+            }
+        }
+        if on_demand_count(&counts) < limits.on_demand_base && allowed.iter().any(|&i| on_demand(i))
+        {
+            allowed.retain(|&i| on_demand(i));
+        }
+        let best = allowed.iter().copied().min_by(|&a, &b| {
+            let per = |i: usize| price_of(i) / slots_of(i).min(remaining);
+            per(a).total_cmp(&per(b)).then(a.cmp(&b))
+        });
         let Some(i) = best else {
-            budget_blocked = !open.is_empty();
+            let quota_only =
+                !open.is_empty() && open.iter().all(|&i| quota_full(&counts, i).is_some());
+            if quota_only {
+                quota_blocked = skipped.first().map(|(_, why)| why.clone());
+            } else {
+                budget_blocked = !open.is_empty();
+            }
             break;
         };
         counts[i] += 1;
@@ -145,16 +223,44 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocati
     }
     let unmet_slots = remaining.max(0.0);
 
-    // Scheduled floor: the cheapest instances.
+    // The on-demand base: a deployment running Spot below it launches on-demand.
     let total = |counts: &[u32]| counts.iter().sum::<u32>();
+    let base_wanted = limits.on_demand_base.min(total(&counts));
+    while on_demand_count(&counts) < base_wanted {
+        let cheapest = (0..pools.len())
+            .filter(|&i| on_demand(i) && counts[i] < upper[i])
+            .filter(|&i| quota_full(&counts, i).is_none() && fits(&plus_one(&counts, i)))
+            .min_by(|&a, &b| {
+                (price_of(a) / slots_of(a))
+                    .total_cmp(&(price_of(b) / slots_of(b)))
+                    .then(a.cmp(&b))
+            });
+        let Some(i) = cheapest else {
+            reasons.push(format!(
+                "on_demand_base {} not met: {} on-demand instances can run",
+                limits.on_demand_base,
+                on_demand_count(&counts)
+            ));
+            break;
+        };
+        counts[i] += 1;
+    }
+
+    // Scheduled floor: the cheapest instances.
     while total(&counts) < floor {
         let cheapest = (0..pools.len())
             .filter(|&i| counts[i] < upper[i] && fits(&plus_one(&counts, i)))
+            .filter(|&i| quota_full(&counts, i).is_none())
             .min_by(|&a, &b| price_of(a).total_cmp(&price_of(b)).then(a.cmp(&b)));
         let Some(i) = cheapest else {
             reasons.push(format!(
-                "scheduled floor {floor} not reachable: pools{} allow {}",
-                if spend.is_some() { " and budget" } else { "" },
+                "scheduled floor {floor} not reachable: pools{}{} allow {}",
+                if spend.is_some() { ", budget" } else { "" },
+                if limits.quotas.is_empty() {
+                    ""
+                } else {
+                    ", quotas"
+                },
                 total(&counts)
             ));
             break;
@@ -203,6 +309,52 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocati
         }
     }
 
+    // Why each pool that launches was chosen, and why the others were not.
+    for i in (0..pools.len()).filter(|&i| counts[i] > current[i]) {
+        let p = pools[i].pool;
+        let mut why = format!(
+            "pool {} chosen: {} at ${:.4}/h",
+            p.name, p.capacity_type, p.price_per_hour_usd
+        );
+        if (price_of(i) - p.price_per_hour_usd).abs() > EPSILON {
+            why.push_str(&format!(
+                " (${:.4}/h counting its interruptions)",
+                price_of(i)
+            ));
+        }
+        why.push_str(&format!(
+            " for {} slots = ${:.4} per slot-hour",
+            p.slots,
+            price_of(i) / slots_of(i)
+        ));
+        let others: Vec<String> = (0..pools.len())
+            .filter(|&j| j != i)
+            .map(|j| {
+                let q = pools[j].pool;
+                if let Some((_, full)) = skipped.iter().find(|(k, _)| *k == j) {
+                    format!("{}: {full}", q.name)
+                } else if !pools[j].can_launch {
+                    format!("{}: unavailable", q.name)
+                } else if counts[j] >= q.max_instances {
+                    format!("{}: at max_instances {}", q.name, q.max_instances)
+                } else {
+                    format!(
+                        "{}: ${:.4} per slot-hour",
+                        q.name,
+                        price_of(j) / slots_of(j)
+                    )
+                }
+            })
+            .collect();
+        if !others.is_empty() {
+            why.push_str(&format!("; {}", others.join("; ")));
+        }
+        if on_demand(i) && limits.on_demand_base > 0 {
+            why.push_str(&format!("; on_demand_base {}", limits.on_demand_base));
+        }
+        reasons.push(why);
+    }
+
     let allowed = total(&counts);
     let by_budget = budget_blocked || budget_cut || at_min.is_some();
     let cap = if unmet_slots > EPSILON || ceiling_cut || budget_cut {
@@ -219,6 +371,7 @@ pub fn allocate(pools: &[PoolCapacity], slots: f64, limits: &Limits) -> Allocati
                 }
             }
             _ if ceiling_cut => format!("scheduled ceiling {allowed}"),
+            _ if quota_blocked.is_some() => quota_blocked.clone().unwrap_or_default(),
             _ if pools.iter().any(|p| !p.can_launch) => {
                 "pool max_instances and unavailable pools".to_string()
             }
@@ -270,11 +423,7 @@ mod tests {
     fn caps(pools: &[Pool]) -> Vec<PoolCapacity<'_>> {
         pools
             .iter()
-            .map(|p| PoolCapacity {
-                pool: p,
-                current: 0,
-                can_launch: true,
-            })
+            .map(|p| PoolCapacity::new(p, 0, true))
             .collect()
     }
 
@@ -415,5 +564,135 @@ mod tests {
         );
         assert_eq!(a.counts.iter().sum::<u32>(), 3);
         assert!(a.cap.is_some());
+    }
+
+    fn quota(vcpus: u64, others: u64, per_pool: Vec<u64>) -> QuotaLimit {
+        QuotaLimit {
+            name: "gpu".into(),
+            code: "L-DB2E81BA".into(),
+            vcpus,
+            fixed_vcpus: others,
+            others_vcpus: others,
+            per_pool,
+        }
+    }
+
+    #[test]
+    fn a_quota_shared_with_other_deployments_sends_capacity_to_the_next_pool() {
+        // a: $1, 4 slots, 8 vCPUs, covered; b: $3, 4 slots, not covered.
+        let pools = [pool("a", 0, 10, 4, 1.0), pool("b", 0, 10, 4, 3.0)];
+        // 24 vCPUs, 8 held by another deployment: room for two of a.
+        let quotas = [quota(24, 8, vec![8, 0])];
+        let limits = Limits {
+            quotas: &quotas,
+            ..Limits::default()
+        };
+        let a = allocate(&caps(&pools), 8.0, &limits);
+        assert_eq!(a.counts, [2, 0], "{:?}", a.reasons);
+        // 12 slots: the third goes to b, and the reasons say why a was passed over.
+        let a = allocate(&caps(&pools), 12.0, &limits);
+        assert_eq!(a.counts, [2, 1], "{:?}", a.reasons);
+        assert!(
+            a.reasons.iter().any(|r| r.contains("pool b chosen")
+                && r.contains(
+                    "quota gpu (L-DB2E81BA): 24 of 24 vCPUs, 8 held by other deployments"
+                )),
+            "{:?}",
+            a.reasons
+        );
+        // b cannot take more: the cap names the quota.
+        let small_b = [pool("a", 0, 10, 4, 1.0), pool("b", 0, 0, 4, 3.0)];
+        let a = allocate(&caps(&small_b), 12.0, &limits);
+        assert_eq!(a.counts, [2, 0]);
+        let cap = a.cap.unwrap();
+        assert!(cap.reason.starts_with("quota gpu"), "{}", cap.reason);
+        // Two of a run and hold the quota's rest: growth goes to b.
+        let mut c = caps(&pools);
+        c[0].current = 2;
+        let a = allocate(&c, 24.0, &limits);
+        assert_eq!(a.counts, [2, 4], "{:?}", a.reasons);
+        // Already past the quota (it was lowered): nothing is stopped for it.
+        let tight = [quota(8, 8, vec![8, 0])];
+        let a = allocate(
+            &c,
+            8.0,
+            &Limits {
+                quotas: &tight,
+                ..Limits::default()
+            },
+        );
+        assert_eq!(a.counts, [2, 0]);
+    }
+
+    fn spot_pool(name: &str, max: u32, price: f64) -> Pool {
+        let mut p = pool(name, 0, max, 4, price);
+        p.capacity_type = crate::config::CapacityType::Spot;
+        p
+    }
+
+    #[test]
+    fn on_demand_base_comes_first_and_goes_last() {
+        let pools = [spot_pool("spot", 10, 0.35), pool("od", 0, 10, 4, 1.0)];
+        let limits = Limits {
+            on_demand_base: 1,
+            ..Limits::default()
+        };
+        // 12 slots: the first instance on-demand, the rest Spot.
+        let a = allocate(&caps(&pools), 12.0, &limits);
+        assert_eq!(a.counts, [2, 1], "{:?}", a.reasons);
+        assert!(
+            a.reasons
+                .iter()
+                .any(|r| r.contains("pool od chosen") && r.contains("on_demand_base 1"))
+        );
+        // Down to 4 slots: the Spot instances go, the base stays.
+        let mut c = caps(&pools);
+        c[0].current = 2;
+        c[1].current = 1;
+        assert_eq!(allocate(&c, 4.0, &limits).counts, [0, 1]);
+        // Idle: everything goes.
+        assert_eq!(allocate(&c, 0.0, &limits).counts, [0, 0]);
+        // Running Spot only (on-demand was short earlier): an on-demand launch; the Spot
+        // instance it makes spare goes at a later decision.
+        let mut c = caps(&pools);
+        c[0].current = 2;
+        let a = allocate(&c, 8.0, &limits);
+        assert_eq!(a.counts, [2, 1], "{:?}", a.reasons);
+        c[1].current = 1;
+        assert_eq!(allocate(&c, 8.0, &limits).counts, [1, 1]);
+        // No on-demand pool can launch: Spot rather than nothing, and a reason.
+        let mut c = caps(&pools);
+        c[1].can_launch = false;
+        let a = allocate(&c, 8.0, &limits);
+        assert_eq!(a.counts, [2, 0]);
+        assert!(
+            a.reasons
+                .iter()
+                .any(|r| r.contains("on_demand_base 1 not met"))
+        );
+    }
+
+    #[test]
+    fn interruptions_make_a_spot_pool_lose_first_choice() {
+        let pools = [spot_pool("spot", 10, 0.35), pool("od", 0, 10, 4, 1.0)];
+        let mut c = caps(&pools);
+        assert_eq!(allocate(&c, 4.0, &Limits::default()).counts, [1, 0]);
+        // Reclaimed so often that a served hour costs more than on-demand.
+        c[0].effective_price_per_hour_usd = 1.2;
+        let a = allocate(&c, 4.0, &Limits::default());
+        assert_eq!(a.counts, [0, 1]);
+        assert!(
+            a.reasons
+                .iter()
+                .any(|r| r.contains("pool od chosen") && r.contains("spot: $0.3000 per slot-hour")),
+            "{:?}",
+            a.reasons
+        );
+        let a = allocate(&caps(&pools), 4.0, &Limits::default());
+        assert!(
+            a.reasons[0].contains("pool spot chosen: spot at $0.3500/h for 4 slots"),
+            "{:?}",
+            a.reasons
+        );
     }
 }

@@ -45,6 +45,7 @@ use crate::config::Deployment;
 use crate::contract::InstanceRecord;
 use crate::cost::CostObservation;
 use crate::cost::budget::{self, BudgetStatus, Commitment, Horizons};
+use crate::cost::quota::QuotaLimit;
 
 pub use allocate::{Limits, PoolCapacity, allocate};
 pub use scheduled::{ScheduledLimit, ScheduledLimits, active_limits};
@@ -289,8 +290,25 @@ pub fn decide(
                 .unavailable_pools
                 .get(&p.name)
                 .is_none_or(|until| *until <= now),
+            effective_price_per_hour_usd: crate::cost::spot::effective_price(
+                p,
+                obs.cost.interruptions.get(&p.name),
+            ),
         })
         .collect();
+    for p in &spec.pools {
+        if let Some(s) = obs.cost.interruptions.get(&p.name)
+            && s.interruptions > 0
+        {
+            reasons.push(format!(
+                "pool {}: {} interruptions over {:.1} instance-hours in 24 h ({:.2} per instance-hour)",
+                p.name,
+                s.interruptions,
+                s.instance_hours,
+                s.rate_per_instance_hour()
+            ));
+        }
+    }
     for p in pools.iter().filter(|p| !p.can_launch) {
         reasons.push(format!(
             "pool {} cannot launch until {} (provider error)",
@@ -318,6 +336,18 @@ pub fn decide(
     for b in budgets.iter().filter(|b| b.at_min) {
         memory.budgets_at_min.entry(b.budget.clone()).or_insert(now);
     }
+    // 6b. Quotas shared with other deployments: no launch past one.
+    let leaving_per_pool: Vec<u32> = spec
+        .pools
+        .iter()
+        .map(|p| health.draining_in(&p.name))
+        .collect();
+    let quotas: Vec<QuotaLimit> = obs
+        .cost
+        .quotas
+        .iter()
+        .map(|q| QuotaLimit::of(spec, q, &leaving_per_pool))
+        .collect();
     let allocation = allocate(
         &pools,
         stabilized,
@@ -325,6 +355,8 @@ pub fn decide(
             floor: limits.floor.as_ref().map_or(0, |l| l.instances),
             ceiling: limits.ceiling.as_ref().map(|l| l.instances),
             spend: spend.as_ref(),
+            quotas: &quotas,
+            on_demand_base: spec.on_demand_base,
         },
     );
     reasons.extend(allocation.reasons.iter().cloned());
@@ -367,7 +399,7 @@ pub fn decide(
         memory.last_scale_in_at = Some(now);
     }
 
-    let commitment = budget::commitment(
+    let mut commitment = budget::commitment(
         spec,
         &capacity,
         &allocation.counts,
@@ -375,6 +407,7 @@ pub fn decide(
         leaving.burn_usd_per_hour,
         horizons,
     );
+    commitment.quota_vcpus = crate::cost::quota::holdings(&quotas, &capacity, &allocation.counts);
 
     Decision {
         at: now,
