@@ -12,6 +12,7 @@
 //! | scheduler | schedule | the EventBridge Scheduler target input: [`ScheduleInvocation`] |
 //! | lifecycle | Auto Scaling | EventBridge events from `aws.autoscaling` (lifecycle actions, launch/terminate results) |
 //! | lifecycle | EC2 state | EventBridge `EC2 Instance State-change Notification` from `aws.ec2` |
+//! | lifecycle | Spot | EventBridge `EC2 Spot Instance Interruption Warning` and `EC2 Instance Rebalance Recommendation` from `aws.ec2` |
 
 use aws_lambda_events::autoscaling::AutoScalingEvent;
 use aws_lambda_events::cloudwatch_alarms::{CloudWatchAlarm, CloudWatchAlarmData};
@@ -70,6 +71,34 @@ pub struct Wake {
 pub enum LifecycleEvent {
     AutoScaling(AutoScalingEvent),
     InstanceState(InstanceStateChangeEvent),
+    Spot(SpotEvent),
+}
+
+/// The `detail` of the two EC2 Spot events (documented in the EC2 User Guide, "Spot
+/// Instance interruption notices" and "EC2 instance rebalance recommendations").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpotDetail {
+    #[serde(rename = "instance-id")]
+    pub instance_id: String,
+    /// `terminate`, `stop` or `hibernate`; warnings only.
+    #[serde(rename = "instance-action", default)]
+    pub instance_action: Option<String>,
+}
+
+/// Which Spot event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpotKind {
+    /// `EC2 Spot Instance Interruption Warning`: reclaimed in two minutes.
+    InterruptionWarning,
+    /// `EC2 Instance Rebalance Recommendation`: at elevated risk of interruption.
+    RebalanceRecommendation,
+}
+
+/// A Spot event delivered by EventBridge.
+#[derive(Debug, Clone)]
+pub struct SpotEvent {
+    pub kind: SpotKind,
+    pub event: EventBridgeEvent<SpotDetail>,
 }
 
 /// The input an EventBridge Scheduler schedule passes to the scheduler function
@@ -190,14 +219,31 @@ impl LifecycleEvent {
                 typed("EC2 instance state-change notification", v)
                     .map(LifecycleEvent::InstanceState)
             }
+            ("aws.ec2", "EC2 Spot Instance Interruption Warning") => {
+                typed("EC2 Spot Instance Interruption Warning", v).map(|event| {
+                    LifecycleEvent::Spot(SpotEvent {
+                        kind: SpotKind::InterruptionWarning,
+                        event,
+                    })
+                })
+            }
+            ("aws.ec2", "EC2 Instance Rebalance Recommendation") => {
+                typed("EC2 Instance Rebalance Recommendation", v).map(|event| {
+                    LifecycleEvent::Spot(SpotEvent {
+                        kind: SpotKind::RebalanceRecommendation,
+                        event,
+                    })
+                })
+            }
             _ if !v.is_object() => Err(HandlerError::Malformed(format!(
                 "expected an EventBridge event object, got {}",
                 describe(&v)
             ))),
             _ => Err(HandlerError::Malformed(format!(
-                "the lifecycle handler takes EC2 Auto Scaling events (aws.autoscaling) and \
-                 EC2 instance state-change notifications (aws.ec2), not source `{source}` \
-                 detail-type `{detail_type}`"
+                "the lifecycle handler takes EC2 Auto Scaling events (aws.autoscaling), \
+                 EC2 instance state-change notifications, Spot interruption warnings and \
+                 rebalance recommendations (aws.ec2), not source `{source}` detail-type \
+                 `{detail_type}`"
             ))),
         }
     }

@@ -13,6 +13,7 @@
 //!  Scheduler ─▶ scheduler ─┘        fenced commit (Redis) ─▶ apply ─▶ Provider
 //!  ASG lifecycle, EC2 state ─▶ lifecycle ─▶ registry (adopt, drain, terminated)
 //!                                           └▶ complete lifecycle action
+//!  Spot warning, rebalance ──▶ lifecycle ─▶ drain, record interruption ─▶ scaler
 //!  AWS Budgets (SNS) ─▶ budget ─▶ ledger (reported spend, tightens a cap)
 //! ```
 //!
@@ -22,6 +23,7 @@
 //! | [`scaler`] | the scaler handler: observe, decide, commit under the fence, apply |
 //! | [`scheduler`] | the EventBridge Scheduler handler: validates the action, wakes the scaler |
 //! | [`lifecycle`] | EC2 Auto Scaling lifecycle actions and EC2 state changes → registry |
+//! | [`spot`] | Spot interruption warnings and rebalance recommendations: drain at once, record, replace now |
 //! | [`health`] | the health sweep: readiness probes mark instances ready or count failures |
 //! | [`apply`] | reconciling the registry with the provider, and applying a decision to it |
 //! | [`provider`] | the [`provider::Provider`] port: [`provider::local`] processes, [`provider::asg`] EC2 Auto Scaling, [`provider::fake`] for tests |
@@ -45,6 +47,7 @@ pub mod provider;
 pub mod runtime;
 pub mod scaler;
 pub mod scheduler;
+pub mod spot;
 
 pub use deps::{Clock, Deps, HandlerSettings};
 

@@ -9,6 +9,7 @@
 //! | `EC2 Instance-terminate Lifecycle Action` | **drain first**: the instance is marked `draining` (the worker stops dispatching to it); if nothing is in flight the action is completed at once, otherwise it is kept in Redis and completed when the scaler stops the instance (empty, or past `drain_timeout`) |
 //! | `EC2 Instance Terminate Successful` | `terminated` |
 //! | `EC2 Instance State-change Notification` (`aws.ec2`) | `shutting-down`, `terminated`, `stopping`, `stopped` → `terminated`; others are noted |
+//! | `EC2 Spot Instance Interruption Warning`, `EC2 Instance Rebalance Recommendation` (`aws.ec2`) | [`crate::spot`]: drained at once, the warning recorded against the pool, the scaler run now for the replacement |
 //!
 //! A group is matched to its deployment and pool by name (`asg_name`, default
 //! `scale0-<deployment>-<pool>`); events of other groups are ignored. Event ids are
@@ -51,7 +52,7 @@ pub struct LifecycleOutcome {
 }
 
 impl LifecycleOutcome {
-    fn new(action: &str, detail: impl Into<String>) -> Self {
+    pub(crate) fn new(action: &str, detail: impl Into<String>) -> Self {
         LifecycleOutcome {
             action: action.into(),
             detail: detail.into(),
@@ -68,6 +69,7 @@ pub async fn lifecycle(event: LifecycleEvent, deps: &Deps) -> Result<LifecycleOu
     match event {
         LifecycleEvent::AutoScaling(e) => auto_scaling(e, deps).await,
         LifecycleEvent::InstanceState(e) => instance_state(e, deps).await,
+        LifecycleEvent::Spot(e) => crate::spot::spot(e, deps).await,
     }
 }
 

@@ -299,3 +299,162 @@ async fn configuration_loads_from_an_ssm_parameter_on_moto() {
         "{err:#}"
     );
 }
+
+/// A Spot pool (cheapest) and an on-demand pool, each its own group on moto.
+fn spot_config_toml(d: &str) -> String {
+    format!(
+        r#"
+        [[deployments]]
+        name = "{d}"
+        [[deployments.pools]]
+        name = "spot"
+        capacity_type = "spot"
+        max_instances = 5
+        slots = 8
+        price_per_hour_usd = 0.35
+        boot_time = "90s"
+        [[deployments.pools]]
+        name = "ondemand"
+        max_instances = 5
+        slots = 8
+        price_per_hour_usd = 1.0
+        boot_time = "90s"
+        [provider]
+        kind = "aws-asg"
+        "#
+    )
+}
+
+async fn adopt(deps: &scale0_functions::Deps, group: &str, instance: &str) {
+    let mut e = fixture("autoscaling-launch-successful.json");
+    e["id"] = json!(format!("launch-{instance}"));
+    e["detail"]["AutoScalingGroupName"] = json!(group);
+    e["detail"]["EC2InstanceId"] = json!(instance);
+    let out = lifecycle::handle_json(e, deps).await.unwrap();
+    assert_eq!(out.action, "adopted", "{out:?}");
+}
+
+/// The documented Spot events (`tests/fixtures/`) against Redis and the aws-asg
+/// provider. What moto does not model, and how the test stands in: moto sends no
+/// EventBridge events (the test feeds the documented JSON for its instances); a
+/// group's instances are all alike, with no Spot market, no capacity type and no mixed
+/// instances policy (scale0 uses one group per pool, so it needs none), so "Spot
+/// capacity is short" is a Spot group whose `MaxSize` is reached — which the provider
+/// reports as a quota shortfall, the same path an `InsufficientInstanceCapacity`
+/// launch failure takes.
+#[tokio::test]
+async fn spot_warnings_and_rebalance_recommendations_drain_and_replace_on_moto() {
+    let (_g, sdk) = fresh_moto().await;
+    let d = unique("spotev");
+    let cfg = config(&spot_config_toml(&d));
+    let provider = Arc::new(AsgProvider::new(&sdk, &cfg.provider.aws_asg));
+    let spec = cfg.deployment(&d).unwrap().clone();
+    let spot_group = spec.pools[0].asg_name(&d);
+    let od_group = spec.pools[1].asg_name(&d);
+    // The Spot group holds one instance: a second is "capacity short".
+    create_group(&provider, &spot_group, 1).await;
+    create_group(&provider, &od_group, 5).await;
+    let deps = deps(cfg, provider.clone(), depth(&d, 7)).await;
+
+    // t=0: a backlog of 7 wants one instance: Spot is cheapest per slot.
+    let out = scaler::handle_json(json!({"wake": {"trigger": "test"}}), &deps)
+        .await
+        .unwrap();
+    let run = &out.deployments[0];
+    assert_eq!(run.requested, ["spot-g1-0"], "{:?}", run.reasons);
+    assert!(
+        run.reasons
+            .iter()
+            .any(|r| r.starts_with("pool spot chosen: spot at $0.3500/h")),
+        "{:?}",
+        run.reasons
+    );
+    let first = provider.describe(&spot_group).await.unwrap().instances[0]
+        .id
+        .clone();
+    adopt(&deps, &spot_group, &first).await;
+
+    // A rebalance recommendation: nothing in flight, so the instance stops now, and a
+    // replacement is launched in the same call (Spot again: recommendations do not
+    // count as interruptions).
+    let mut rebalance = fixture("ec2-instance-rebalance-recommendation.json");
+    rebalance["detail"]["instance-id"] = json!(first);
+    let out = lifecycle::handle_json(rebalance.clone(), &deps)
+        .await
+        .unwrap();
+    assert_eq!(out.action, "draining", "{out:?}");
+    let run = out.scaler.as_ref().unwrap();
+    assert_eq!(run.terminated, [first.as_str()], "{:?}", run.reasons);
+    assert_eq!(run.requested.len(), 1);
+    assert!(run.requested[0].starts_with("spot-"), "{:?}", run.requested);
+    assert_eq!(
+        deps.store
+            .interruptions_since(&d, "spot", t0() - chrono::TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        0
+    );
+    // The same event again changes nothing.
+    let again = lifecycle::handle_json(rebalance, &deps).await.unwrap();
+    assert_eq!(again.action, "duplicate");
+    let view = provider.describe(&spot_group).await.unwrap();
+    assert_eq!(view.desired, 1);
+    let second = view
+        .instances
+        .iter()
+        .find(|i| i.id != first)
+        .expect("the group launched the replacement")
+        .id
+        .clone();
+    adopt(&deps, &spot_group, &second).await;
+    deps.store
+        .transition(&d, &second, &[], InstanceState::Ready, t0(), None)
+        .await
+        .unwrap();
+    // A request in flight on it.
+    let now_ms = t0().timestamp_millis();
+    assert!(
+        deps.store
+            .acquire_slot(&d, &second, 8, "req-1", now_ms, now_ms + 60_000)
+            .await
+            .unwrap()
+    );
+
+    // The two-minute warning: it drains (the worker stops dispatching to it, the request
+    // in flight finishes), the warning is counted, and the replacement cannot go to
+    // Spot (the group is full), so the scaler decides again at once: on-demand.
+    let mut warning = fixture("ec2-spot-interruption-warning.json");
+    warning["detail"]["instance-id"] = json!(second);
+    let out = lifecycle::handle_json(warning, &deps).await.unwrap();
+    assert_eq!(out.action, "draining", "{out:?}");
+    let r = deps.store.instance(&d, &second).await.unwrap().unwrap();
+    assert_eq!(r.state, InstanceState::Draining);
+    assert_eq!(
+        deps.store
+            .interruptions_since(&d, "spot", t0() - chrono::TimeDelta::hours(1))
+            .await
+            .unwrap(),
+        1
+    );
+    let run = out.scaler.as_ref().unwrap();
+    assert_eq!(run.rounds, 2, "{:?}", run.reasons);
+    assert!(
+        run.applied[0].unavailable.contains_key("spot"),
+        "{:?}",
+        run.applied
+    );
+    assert!(
+        run.requested.iter().any(|id| id.starts_with("ondemand-")),
+        "{:?} {:?}",
+        run.requested,
+        run.reasons
+    );
+    assert!(
+        run.reasons
+            .iter()
+            .any(|r| r.contains("pool spot: 1 interruptions")),
+        "{:?}",
+        run.reasons
+    );
+    assert_eq!(provider.describe(&od_group).await.unwrap().desired, 1);
+}

@@ -340,3 +340,81 @@ async fn the_cap_holds_over_generated_worlds_against_redis() {
         store.forget_deployment(&b).await.unwrap();
     }
 }
+
+/// Two deployments sharing a service quota (16 vCPUs, 8 per instance), each wanting two
+/// instances, deciding at once: together they plan two, never three, and the one left
+/// short says which quota stopped it.
+#[tokio::test]
+async fn deployments_sharing_a_quota_never_plan_past_it_even_deciding_at_once() {
+    let (a, b) = (unique("quota-a"), unique("quota-b"));
+    let vcpus = "vcpus_per_instance = 8";
+    let cfg = config(&format!(
+        r#"
+        [[quotas]]
+        name = "g-on-demand"
+        code = "L-DB2E81BA"
+        vcpus = 16
+        pools = ["{a}/a10g", "{b}/a10g"]
+        {}
+        {}
+        "#,
+        one_pool(&a, vcpus),
+        one_pool(&b, vcpus)
+    ));
+    let store = ledger_store("ledger-quota").await;
+    let queue = FixedQueueDepth::new();
+    for d in [&a, &b] {
+        queue.set(&scale0_core::contract::request_queue(d), 100);
+    }
+    let deps = Deps::new(
+        cfg,
+        store.clone(),
+        Arc::new(FakeProvider::by_count()),
+        Arc::new(queue),
+    )
+    .with_clock(Clock::fixed(t0()));
+    let run = |d: String| {
+        let deps = deps.clone();
+        async move {
+            scaler(
+                ScalerEvent::Wake(Wake {
+                    deployments: vec![d],
+                    trigger: "test".into(),
+                    id: None,
+                    sweep: false,
+                }),
+                &deps,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let (ra, rb) = tokio::join!(run(a.clone()), run(b.clone()));
+    let (ra, rb) = (&ra.deployments[0], &rb.deployments[0]);
+    assert_eq!(
+        ra.requested.len() + rb.requested.len(),
+        2,
+        "{:?} {:?}",
+        ra.reasons,
+        rb.reasons
+    );
+    for run in [ra, rb] {
+        let cap = run
+            .cap
+            .as_ref()
+            .expect("both want more than the quota gives");
+        assert!(
+            cap.reason
+                .starts_with("quota g-on-demand (L-DB2E81BA): 16 of 16 vCPUs"),
+            "{}",
+            cap.reason
+        );
+    }
+    // Deciding again changes nothing: the holdings are published with each decision.
+    let again = run(a.clone()).await;
+    assert!(again.deployments[0].requested.is_empty());
+    store.forget_ledger().await.unwrap();
+    for d in [&a, &b] {
+        store.forget_deployment(d).await.unwrap();
+    }
+}

@@ -174,6 +174,16 @@ async fn every_field_of_every_fixture_broken_one_at_a_time_is_handled_or_named()
             Handler::Lifecycle,
             fixture("ec2-instance-state-change.json"),
         ),
+        (
+            "ec2-spot-interruption-warning",
+            Handler::Lifecycle,
+            fixture("ec2-spot-interruption-warning.json"),
+        ),
+        (
+            "ec2-instance-rebalance-recommendation",
+            Handler::Lifecycle,
+            fixture("ec2-instance-rebalance-recommendation.json"),
+        ),
     ];
     let mut failures = Vec::new();
     let mut total = 0;

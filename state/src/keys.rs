@@ -71,6 +71,10 @@ pub fn terminated(d: &str) -> String {
 pub fn lifecycle(d: &str) -> String {
     key(d, "lifecycle")
 }
+/// Spot interruption warnings of a pool: zset instance id → ms of the warning.
+pub fn interruptions(d: &str, pool: &str) -> String {
+    key(d, &format!("interruptions:{pool}"))
+}
 pub fn gpu_utilization(d: &str) -> String {
     key(d, "gpu-utilization")
 }

@@ -15,6 +15,17 @@
 //! | `scale0:{ledger}:day:<series>:<day>` | hash | `q<n>` (quarter of the day), `h<n>` (hour) → USD; expires after 40 days |
 //! | `scale0:{ledger}:reported` | hash | budget → the last AWS Budgets report ([`BudgetReport`]) |
 //! | `scale0:{ledger}:alert:<budget>:<period>:<share>` | string with TTL | an alert raised once per period |
+//! | `scale0:{ledger}:version:quota:<quota>` | counter | bumped by every commit of a deployment with a pool in the quota |
+//! | `scale0:{ledger}:exposure:<deployment>:<pool>:<day>` | hash | Spot pools: `h<n>` → instance-hours run in that hour; expires after 2 days |
+//!
+//! **Quotas** ride on the same commit: a deployment's commitment carries the vCPUs it
+//! holds of each quota (`scale0_core::cost::quota`), the snapshot sums the other
+//! deployments' holdings, and a quota's version is checked and bumped like a budget's,
+//! so two deployments sharing a quota never both plan its last vCPUs.
+//!
+//! **Spot exposure.** The instance-hours of each Spot pool are accrued with its spend,
+//! per hour, so the interruption rate (warnings recorded by the Spot handler in the
+//! deployment's `interruptions:<pool>`, over these hours) covers the last 24 hours.
 //!
 //! A series is a deployment's name or `*`, the total of every deployment (names never
 //! contain `*`), so a budget over everything reads one series whatever the number of
@@ -41,10 +52,13 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use redis::AsyncCommands;
+use scale0_core::config::CapacityType;
 use scale0_core::config::{Budget, BudgetPeriod, Config, Deployment};
 use scale0_core::contract::{InstanceRecord, InstanceState};
 use scale0_core::cost::budget::{BudgetObservation, PeerCommitment};
 use scale0_core::cost::ledger::{self, Bucket};
+use scale0_core::cost::quota::QuotaObservation;
+use scale0_core::cost::spot::{self, PoolInterruptions};
 use scale0_core::cost::{CostObservation, period};
 use scale0_core::policy::Decision;
 use serde::{Deserialize, Serialize};
@@ -55,6 +69,13 @@ use crate::{Result, Store, json, keys, parse};
 pub const TOTAL: &str = "*";
 /// Day hashes outlive the longest period (31 days) and window.
 const DAY_TTL_SECS: i64 = 40 * 86_400;
+/// Exposure hashes outlive the interruption window (a day).
+const EXPOSURE_TTL_SECS: i64 = 2 * 86_400;
+
+/// The version key name of a quota (budget names cannot hold `:`).
+fn quota_version(name: &str) -> String {
+    format!("quota:{name}")
+}
 
 /// The ledger's keys under one namespace (the hash tag): `ledger` in production, one
 /// of its own for each test, so tests sharing a Redis never see each other's totals.
@@ -81,6 +102,9 @@ impl Keys<'_> {
     }
     fn day(&self, series: &str, day: i64) -> String {
         self.key(&format!("day:{series}:{day}"))
+    }
+    fn exposure(&self, deployment: &str, pool: &str, day: i64) -> String {
+        self.key(&format!("exposure:{deployment}:{pool}:{day}"))
     }
     fn alert(&self, budget: &str, period: &str, share: f64) -> String {
         self.key(&format!("alert:{budget}:{period}:{share}"))
@@ -123,8 +147,14 @@ pub struct LedgerSnapshot {
     pending: Vec<(Bucket, f64)>,
     /// The budgets covering the deployment, their spend including `pending`.
     pub budgets: Vec<BudgetObservation>,
-    /// The version read of each of those budgets.
+    /// The version read of each of those budgets and quotas.
     versions: Vec<(String, i64)>,
+    /// Quotas covering the deployment's pools, with the other deployments' holdings.
+    pub quotas: Vec<QuotaObservation>,
+    /// Spot pools' interruptions and exposure over the last day.
+    pub interruptions: BTreeMap<String, PoolInterruptions>,
+    /// Spot pools' unaccrued instance-hours, by hour bucket.
+    pending_exposure: Vec<(String, Bucket, f64)>,
 }
 
 impl LedgerSnapshot {
@@ -133,6 +163,8 @@ impl LedgerSnapshot {
         CostObservation {
             budgets: self.budgets.clone(),
             decision_interval,
+            quotas: self.quotas.clone(),
+            interruptions: self.interruptions.clone(),
         }
     }
 
@@ -297,6 +329,45 @@ impl Store {
                 tail,
             });
         }
+        let quotas: Vec<&scale0_core::config::Quota> = config
+            .quotas
+            .iter()
+            .filter(|q| spec.pools.iter().any(|p| q.covers(d, &p.name)))
+            .collect();
+        for q in &quotas {
+            pipe.get(k.version(&quota_version(&q.name)));
+        }
+        let spot_pools: Vec<&str> = spec
+            .pools
+            .iter()
+            .filter(|p| p.capacity_type == CapacityType::Spot)
+            .map(|p| p.name.as_str())
+            .collect();
+        let window_start = now - spot::WINDOW;
+        let exposure_hours: Vec<Bucket> = {
+            let first = window_start.timestamp().div_euclid(3600) * 3600;
+            (0..=24).map(|h| Bucket::Hour(first + h * 3600)).collect()
+        };
+        let exposure_days: BTreeSet<i64> = exposure_hours.iter().map(|b| b.day()).collect();
+        for pool in &spot_pools {
+            pipe.zcount(
+                keys::interruptions(d, pool),
+                window_start.timestamp_millis(),
+                "+inf",
+            );
+            for &day in &exposure_days {
+                pipe.cmd("HMGET")
+                    .arg(k.exposure(d, pool, day))
+                    .arg(
+                        exposure_hours
+                            .iter()
+                            .filter(|b| b.day() == day)
+                            .map(|b| b.field())
+                            .collect::<Vec<_>>(),
+                    )
+                    .arg("_");
+            }
+        }
         let mut replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await?;
         let rest = replies.split_off(5);
         type Head = (
@@ -317,6 +388,7 @@ impl Store {
             .collect();
         let key = keys::instances(d);
         let mut billable = Vec::new();
+        let mut exposed: BTreeMap<&str, Vec<_>> = BTreeMap::new();
         for (id, raw) in &raw_instances {
             let r: InstanceRecord = parse(&format!("{key}/{id}"), raw)?;
             let stop = match r.state {
@@ -325,16 +397,34 @@ impl Store {
                 _ => None,
             };
             billable.push((r.launched_at, stop, price(spec, &r.pool)));
+            if let Some(pool) = spot_pools.iter().find(|p| **p == r.pool) {
+                // Instance-hours: billing at $1 an hour.
+                exposed
+                    .entry(pool)
+                    .or_default()
+                    .push((r.launched_at, stop, 1.0));
+            }
         }
         let from = mark
             .as_deref()
             .and_then(|m| m.parse().ok())
             .and_then(DateTime::from_timestamp_millis);
-        let pending = if from.is_some_and(|f| f >= now) {
-            Vec::new()
-        } else {
+        let unaccrued = from.is_none_or(|f| f < now);
+        let pending = if unaccrued {
             ledger::accrue_all(billable, from, now)
+        } else {
+            Vec::new()
         };
+        let mut pending_exposure = Vec::new();
+        if unaccrued {
+            for (pool, runs) in exposed {
+                for (b, hours) in ledger::accrue_all(runs, from, now) {
+                    if matches!(b, Bucket::Hour(_)) {
+                        pending_exposure.push((pool.to_string(), b, hours));
+                    }
+                }
+            }
+        }
 
         let commitments: BTreeMap<String, PeerCommitment> = raw_commitments
             .iter()
@@ -393,6 +483,45 @@ impl Store {
                     .collect(),
             });
         }
+        let mut quota_observations = Vec::new();
+        for q in quotas {
+            let version = rest.next().map_or(0.0, |v| as_f64(&v)) as i64;
+            versions.push((quota_version(&q.name), version));
+            // Holdings of deployments no longer configured do not count.
+            let others_vcpus = commitments
+                .iter()
+                .filter(|(n, _)| {
+                    n.as_str() != d && config.deployments.iter().any(|c| &c.name == *n)
+                })
+                .filter_map(|(_, c)| c.quota_vcpus.get(&q.name))
+                .sum();
+            quota_observations.push(QuotaObservation {
+                quota: q.clone(),
+                others_vcpus,
+            });
+        }
+        let mut interruptions = BTreeMap::new();
+        for pool in &spot_pools {
+            let count = rest.next().map_or(0.0, |v| as_f64(&v)) as u32;
+            let mut hours = 0.0;
+            for _ in &exposure_days {
+                if let Some(redis::Value::Array(values)) = rest.next() {
+                    hours += values.iter().map(as_f64).sum::<f64>();
+                }
+            }
+            hours += pending_exposure
+                .iter()
+                .filter(|(p, _, _)| p == pool)
+                .map(|(_, _, h)| h)
+                .sum::<f64>();
+            interruptions.insert(
+                pool.to_string(),
+                PoolInterruptions {
+                    interruptions: count,
+                    instance_hours: hours,
+                },
+            );
+        }
         Ok(LedgerSnapshot {
             deployment: d.to_string(),
             now,
@@ -400,6 +529,9 @@ impl Store {
             pending,
             budgets: observations,
             versions,
+            quotas: quota_observations,
+            interruptions,
+            pending_exposure,
         })
     }
 
@@ -423,6 +555,7 @@ impl Store {
             committed_usd: c.committed_usd,
             burn_usd_per_hour: c.burn_usd_per_hour,
             release_after: c.release_after,
+            quota_vcpus: c.quota_vcpus.clone(),
         });
         let k = self.ledger_keys();
         let script = &*COMMIT;
@@ -442,20 +575,24 @@ impl Store {
         let mut writes = Vec::new();
         for &(bucket, usd) in &snapshot.pending {
             for series in [d, TOTAL] {
-                writes.push((
-                    k.bucket(series, bucket),
-                    usd,
-                    !matches!(bucket, Bucket::Day(_)),
-                ));
+                let ttl = (!matches!(bucket, Bucket::Day(_))).then_some(DAY_TTL_SECS);
+                writes.push((k.bucket(series, bucket), usd, ttl));
             }
         }
+        for (pool, bucket, hours) in &snapshot.pending_exposure {
+            writes.push((
+                (k.exposure(d, pool, bucket.day()), bucket.field()),
+                *hours,
+                Some(EXPOSURE_TTL_SECS),
+            ));
+        }
         call.arg(writes.len());
-        for ((key, field), usd, expires) in &writes {
+        for ((key, field), usd, ttl) in &writes {
             call.key(key);
             call.arg(field)
                 .arg(usd.to_string())
-                .arg(if *expires { "1" } else { "0" })
-                .arg(DAY_TTL_SECS);
+                .arg(if ttl.is_some() { "1" } else { "0" })
+                .arg(ttl.unwrap_or(DAY_TTL_SECS));
         }
         let ok: i64 = call.invoke_async(&mut self.conn()).await?;
         Ok(if ok == 1 {

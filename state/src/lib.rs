@@ -17,6 +17,7 @@
 //! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
 //! | [`signals`] | `cap`, `unavailable`, `gpu-utilization`, `activation` | scaler, worker | worker, scaler |
 //! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
+//! | [`spot`] | `interruptions:<pool>` (zset instance → ms of its Spot interruption warning) | lifecycle handler (Spot events) | scaler (ledger snapshot), `scale0 status` |
 //! | [`ledger`] | `scale0:{ledger}:*` — spend buckets, accrual marks, commitments, AWS Budgets reports | scaler, budget handler | scaler, `scale0 status` |
 //!
 //! [`Store::observe`] assembles a [`scale0_core::policy::Observation`] from all of them.
@@ -38,6 +39,7 @@ pub mod lifecycle;
 pub mod registry;
 pub mod signals;
 pub mod slots;
+pub mod spot;
 pub mod worker;
 
 mod observe;
