@@ -299,7 +299,9 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
             "the within-SLO bound",
             (|m: &sim::PolicyReport| m.ratio_to_slo_bound) as fn(&sim::PolicyReport) -> Option<f64>,
         ),
-        ("the zero-wait bound", |m: &sim::PolicyReport| m.ratio_to_zero_wait),
+        ("the zero-wait bound", |m: &sim::PolicyReport| {
+            m.ratio_to_zero_wait
+        }),
     ] {
         let mut ratios: Vec<(f64, &str)> = with_scale0
             .iter()
@@ -337,7 +339,10 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
     }
     for (what, list) in [
         ("no baseline at its defaults dominates scale0", &by_default),
-        ("no point of any baseline's frontier dominates scale0", &by_frontier),
+        (
+            "no point of any baseline's frontier dominates scale0",
+            &by_frontier,
+        ),
     ] {
         p.push_str(&format!("In {} of {n} scenarios {what}", n - list.len()));
         if list.is_empty() {
@@ -409,7 +414,9 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
     let per_hour = |r: &ScenarioReport| r.requests as f64 / r.horizon_hours.max(1e-9);
     let costly_bursts: Vec<String> = with_scale0
         .iter()
-        .filter(|(r, m)| per_hour(r) >= sparse_below && m.ratio_to_zero_wait.is_some_and(|x| x > 1.5))
+        .filter(|(r, m)| {
+            per_hour(r) >= sparse_below && m.ratio_to_zero_wait.is_some_and(|x| x > 1.5)
+        })
         .map(|(r, m)| {
             format!(
                 "{} ({:.2}× the zero-wait bound, {:.1}% within the SLO, {} launches)",
@@ -432,7 +439,9 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
     // Sparse streams: paying for idle time.
     let sparse: Vec<String> = with_scale0
         .iter()
-        .filter(|(r, m)| per_hour(r) < sparse_below && m.ratio_to_zero_wait.is_some_and(|x| x > 1.5))
+        .filter(|(r, m)| {
+            per_hour(r) < sparse_below && m.ratio_to_zero_wait.is_some_and(|x| x > 1.5)
+        })
         .map(|(r, m)| {
             format!(
                 "{} ({:.2}× the zero-wait bound, {:.1}% within the SLO)",

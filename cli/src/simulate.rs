@@ -64,7 +64,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     print!("{}", report.markdown_table());
     if args.frontiers {
         println!("\n{}", report.markdown_frontiers());
-        for p in report.policies.iter().filter(|p| p.policy.starts_with("scale0")) {
+        for p in report
+            .policies
+            .iter()
+            .filter(|p| p.policy.starts_with("scale0"))
+        {
             println!("{}", verdict(&report, &p.policy));
         }
     }
@@ -305,7 +309,12 @@ pub fn plot_frontiers(report: &ScenarioReport, path: &Path) -> anyhow::Result<()
         .frontiers
         .iter()
         .flat_map(|f| f.points.iter().map(|p| (p.cost_usd, p.slo_attainment)))
-        .chain(report.policies.iter().map(|p| (p.cost_usd, p.slo_attainment)));
+        .chain(
+            report
+                .policies
+                .iter()
+                .map(|p| (p.cost_usd, p.slo_attainment)),
+        );
     let (mut x_max, mut y_min) = (report.bounds.zero_wait_cost_usd, 1.0f64);
     for (c, s) in points {
         x_max = x_max.max(c);
@@ -365,11 +374,9 @@ pub fn plot_frontiers(report: &ScenarioReport, path: &Path) -> anyhow::Result<()
         let scale0 = p.policy.starts_with("scale0");
         let color = if scale0 { RED } else { BLACK };
         chart
-            .draw_series([
-                EmptyElement::at(at)
-                    + Cross::new((0, 0), if scale0 { 7 } else { 4 }, color.stroke_width(2))
-                    + Text::new(p.policy.clone(), (6, -12), ("sans-serif", 12)),
-            ])
+            .draw_series([EmptyElement::at(at)
+                + Cross::new((0, 0), if scale0 { 7 } else { 4 }, color.stroke_width(2))
+                + Text::new(p.policy.clone(), (6, -12), ("sans-serif", 12))])
             .map_err(|e| fail(&e))?;
     }
     chart

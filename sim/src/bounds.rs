@@ -49,9 +49,9 @@ use std::collections::BinaryHeap;
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::Series;
-use scale0_core::config::Pool;
 use crate::trace::{MICROS_PER_SEC, Micros};
 use crate::workload::Request;
+use scale0_core::config::Pool;
 
 /// What the bounds assume of the deployment's pools: the cheapest and fastest of each
 /// kind, which no pool mix can beat.
@@ -391,13 +391,22 @@ mod tests {
         // Two 1 s requests 30 s apart, boot 10 s. Zero wait: two boots (10 + 1 each).
         // Within a 30 s wait, the first can start with the second: one boot.
         let reqs = [req(100.0, 1.0), req(130.0, 1.0)];
-        let w = Window { start: 0, end: 1_000 * S, max_wait: 30 * S };
+        let w = Window {
+            start: 0,
+            end: 1_000 * S,
+            max_wait: 30 * S,
+        };
         let b = bounds(|| reqs.iter().copied(), &model(1, 10), w, 10);
         assert_eq!(b.zero_wait_cost_usd, 22.0);
         // The windows [90, 131] and [120, 161] overlap: one instance-interval of 11 s.
         assert_eq!(b.within_slo_cost_usd, 11.0);
         // Zero wait allowed: both windows disjoint, the bounds agree.
-        let b = bounds(|| reqs.iter().copied(), &model(1, 10), Window { max_wait: 0, ..w }, 10);
+        let b = bounds(
+            || reqs.iter().copied(),
+            &model(1, 10),
+            Window { max_wait: 0, ..w },
+            10,
+        );
         assert_eq!(b.within_slo_cost_usd, 22.0);
     }
 
@@ -406,23 +415,41 @@ mod tests {
         // 100 back-to-back 10 s requests on 4-slot instances: 1000 slot-s = 250 instance-s
         // at least; one instance at a time gives less (windows overlap).
         let reqs: Vec<Request> = (0..100).map(|i| req(f64::from(i) * 0.1, 10.0)).collect();
-        let w = Window { start: 0, end: 10_000 * S, max_wait: 0 };
+        let w = Window {
+            start: 0,
+            end: 10_000 * S,
+            max_wait: 0,
+        };
         let b = bounds(|| reqs.iter().copied(), &model(4, 0), w, 10);
-        assert!((b.within_slo_cost_usd - 250.0).abs() < 1e-6, "{}", b.within_slo_cost_usd);
+        assert!(
+            (b.within_slo_cost_usd - 250.0).abs() < 1e-6,
+            "{}",
+            b.within_slo_cost_usd
+        );
     }
 
     #[test]
     fn chain_picks_the_heaviest_disjoint_windows() {
         // [0,10] w5, [5,20] w20, [10,30] w7: 5+7=12 < 20.
-        assert_eq!(level_one_chain(vec![(0, 10, 5), (5, 20, 20), (10, 30, 7)]), 20);
-        assert_eq!(level_one_chain(vec![(0, 10, 5), (5, 20, 1), (10, 30, 7)]), 12);
+        assert_eq!(
+            level_one_chain(vec![(0, 10, 5), (5, 20, 20), (10, 30, 7)]),
+            20
+        );
+        assert_eq!(
+            level_one_chain(vec![(0, 10, 5), (5, 20, 1), (10, 30, 7)]),
+            12
+        );
         assert_eq!(level_one_chain(Vec::new()), 0);
     }
 
     #[test]
     fn warmup_requests_are_not_counted() {
         let reqs = [req(10.0, 1.0), req(500.0, 1.0)];
-        let w = Window { start: 100 * S, end: 1_000 * S, max_wait: 0 };
+        let w = Window {
+            start: 100 * S,
+            end: 1_000 * S,
+            max_wait: 0,
+        };
         let b = bounds(|| reqs.iter().copied(), &model(1, 10), w, 10);
         assert_eq!((b.requests, b.zero_wait_cost_usd), (1, 11.0));
         assert_eq!(peak_before(reqs.iter().copied(), 100 * S, 1), 1);

@@ -164,7 +164,12 @@ impl<'a> Prepared<'a> {
             end: workload.horizon,
             max_wait: micros(scenario.slo.max_wait),
         };
-        let bounds = bounds::bounds(|| workload.requests(), &model, window, options.series_buckets);
+        let bounds = bounds::bounds(
+            || workload.requests(),
+            &model,
+            window,
+            options.series_buckets,
+        );
         let pool = &scenario.deployment.pools[scenario.reference_pool()];
         let warmup_peak = (window.start > 0)
             .then(|| bounds::peak_before(workload.requests(), window.start, pool.slots));
@@ -261,10 +266,7 @@ impl<'a> Prepared<'a> {
 
     /// The report of `runs` (in the order [`Prepared::runs`] gave them; a run that
     /// could not be built is `Err` with the reason, and is listed as skipped).
-    pub fn report(
-        &self,
-        runs: Vec<(PlannedRun, Result<PolicyReport, String>)>,
-    ) -> ScenarioReport {
+    pub fn report(&self, runs: Vec<(PlannedRun, Result<PolicyReport, String>)>) -> ScenarioReport {
         let mut policies = Vec::new();
         let mut skipped = Vec::new();
         let mut sweeps: Vec<(Family, Vec<Point>)> = Vec::new();

@@ -277,11 +277,20 @@ impl FromStr for PolicyKind {
         let overrides = match settings {
             None => toml::Table::new(),
             Some(inline) => {
-                let mut doc: toml::Table = toml::from_str(&format!("v = {inline}"))
-                    .map_err(|e| format!("policy `{s}`: its settings are not a TOML inline table: {}", e.message()))?;
+                let mut doc: toml::Table =
+                    toml::from_str(&format!("v = {inline}")).map_err(|e| {
+                        format!(
+                            "policy `{s}`: its settings are not a TOML inline table: {}",
+                            e.message()
+                        )
+                    })?;
                 match doc.remove("v") {
                     Some(toml::Value::Table(t)) => t,
-                    _ => return Err(format!("policy `{s}`: its settings are not a TOML inline table")),
+                    _ => {
+                        return Err(format!(
+                            "policy `{s}`: its settings are not a TOML inline table"
+                        ));
+                    }
                 }
             }
         };
@@ -518,7 +527,9 @@ mod tests {
             PolicyKind::baseline(Family::KeepAlive)
         );
         assert!("hpa".parse::<PolicyKind>().is_err());
-        let e = "knative{scale_down_delay=}".parse::<PolicyKind>().unwrap_err();
+        let e = "knative{scale_down_delay=}"
+            .parse::<PolicyKind>()
+            .unwrap_err();
         assert!(e.contains("inline table"), "{e}");
     }
 }

@@ -127,7 +127,9 @@ impl ScenarioReport {
 
     /// A Markdown table of the frontiers: each family's points, cheapest first.
     pub fn markdown_frontiers(&self) -> String {
-        let mut out = String::from("| baseline | runs | frontier: setting (cost, SLO met), cheapest first |\n| --- | ---: | --- |\n");
+        let mut out = String::from(
+            "| baseline | runs | frontier: setting (cost, SLO met), cheapest first |\n| --- | ---: | --- |\n",
+        );
         for f in &self.frontiers {
             let points: Vec<String> = f
                 .points
@@ -141,7 +143,12 @@ impl ScenarioReport {
                     )
                 })
                 .collect();
-            out.push_str(&format!("| {} | {} | {} |\n", f.family, f.runs, points.join("; ")));
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                f.family,
+                f.runs,
+                points.join("; ")
+            ));
         }
         out
     }

@@ -69,7 +69,12 @@ fn no_run_beats_the_bound_it_is_compared_to() {
         ("sparse", &sparse),
         ("mixed", &mixed),
     ] {
-        for (pools, wait, warmup) in [(POOL, 0, 0), (POOL, 60, 0), (TWO_POOLS, 20, 0), (POOL, 20, 300)] {
+        for (pools, wait, warmup) in [
+            (POOL, 0, 0),
+            (POOL, 60, 0),
+            (TWO_POOLS, 20, 0),
+            (POOL, 20, 300),
+        ] {
             let mut s = scenario("", "", pools);
             s.slo.max_wait = HumanDuration::from_secs(wait);
             s.slo.warmup = HumanDuration::from_secs(warmup);
@@ -104,5 +109,8 @@ fn no_run_beats_the_bound_it_is_compared_to() {
         }
     }
     eprintln!("{within} runs met the SLO for every request, {zero} never waited");
-    assert!(within >= 50 && zero >= 10, "too few runs checked: {within}, {zero}");
+    assert!(
+        within >= 50 && zero >= 10,
+        "too few runs checked: {within}, {zero}"
+    );
 }

@@ -32,11 +32,7 @@ fn one_request_at_zero_costs_boot_plus_service_plus_keep_alive() {
     assert_eq!((p.launches, p.served, p.cold_start_delayed), (1, 1, 1));
     assert_eq!(p.wait_max_s, 10.0);
     // Fixed keep-alive: the same boot and service, then 10 minutes.
-    let k = run(
-        &s,
-        &csv(&[0.0]),
-        &[PolicyKind::baseline(Family::KeepAlive)],
-    );
+    let k = run(&s, &csv(&[0.0]), &[PolicyKind::baseline(Family::KeepAlive)]);
     assert_eq!(k.policies[0].instance_seconds, 10.0 + 2.0 + 600.0);
     // The zero-wait bound boots 10 s before the arrival (clipped at the window start:
     // t=0) and pays the 2 s of service.
@@ -89,9 +85,17 @@ fn always_on_is_sized_from_the_warmup_and_boots_in_it() {
     assert_eq!(p.peak_instances, 4);
     // Scored: the 32 requests from t=20 s on. Launches in the scored window: none.
     assert_eq!(p.requests, 32);
-    assert_eq!((p.slo_attainment, p.wait_max_s, p.launches), (1.0, 0.0, 0), "{p:#?}");
+    assert_eq!(
+        (p.slo_attainment, p.wait_max_s, p.launches),
+        (1.0, 0.0, 0),
+        "{p:#?}"
+    );
     // The window ends at the last arrival (50.07 s), billed from 20 s: 4 × 30.07.
-    assert!((p.instance_seconds - 4.0 * 30.07).abs() < 1e-6, "{}", p.instance_seconds);
+    assert!(
+        (p.instance_seconds - 4.0 * 30.07).abs() < 1e-6,
+        "{}",
+        p.instance_seconds
+    );
     // Without a warmup or a size it cannot be built, and says why.
     s.slo.warmup = HumanDuration::ZERO;
     let r = run(&s, &csv(&times), &[PolicyKind::baseline(Family::AlwaysOn)]);
@@ -154,8 +158,14 @@ fn skipping_idle_ticks_changes_nothing() {
                 tick: Some(HumanDuration::from_secs(5)),
             },
         ];
-        let skip =
-            sim::run_scenario(&s, &trace, &kinds, &RunOptions::default(), &mut |_, _, _, _| {}).unwrap();
+        let skip = sim::run_scenario(
+            &s,
+            &trace,
+            &kinds,
+            &RunOptions::default(),
+            &mut |_, _, _, _| {},
+        )
+        .unwrap();
         let full = sim::run_scenario(
             &s,
             &trace,

@@ -50,7 +50,7 @@ impl AlwaysOn {
         warmup_peak: Option<u32>,
     ) -> Result<AlwaysOn, String> {
         let instances = settings.instances.or(warmup_peak).ok_or_else(|| {
-            "always-on: set `instances` ([baselines.always-on] or always-on{instances = N}) \
+            "set `instances` ([baselines.always-on] or always-on{instances = N}) \
              or give the scenario an `[slo] warmup` to size it from"
                 .to_string()
         })?;

@@ -227,9 +227,8 @@ impl Autoscaler for Knative {
                 .push(now_t, desired, self.scale_down_delay);
         }
         // The activator is in the path while the excess burst capacity is negative.
-        let ebc = f64::from(ready) * f64::from(self.ctx.slots)
-            - stable
-            - self.target_burst_capacity;
+        let ebc =
+            f64::from(ready) * f64::from(self.ctx.slots) - stable - self.target_burst_capacity;
         if self.target_burst_capacity < 0.0 || ebc < 0.0 {
             self.activator_since.get_or_insert(now_t);
         } else {
@@ -253,7 +252,9 @@ impl Autoscaler for Knative {
                     obs,
                     now,
                     current,
-                    format!("{reason}; zero once the activator has been in the path for the grace period"),
+                    format!(
+                        "{reason}; zero once the activator has been in the path for the grace period"
+                    ),
                 );
             }
         }

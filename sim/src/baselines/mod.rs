@@ -134,7 +134,11 @@ pub fn settings<S: DeserializeOwned>(
     merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
     serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { String::new() } else { format!(".{path}") };
+        let field = if path == "." {
+            String::new()
+        } else {
+            format!(".{path}")
+        };
         format!("baselines.{}{field}: {}", family.name(), e.into_inner())
     })
 }
@@ -184,7 +188,10 @@ pub fn grid(axes: &[(&str, Vec<toml::Value>)]) -> Vec<toml::Table> {
 
 /// TOML duration strings, for sweeps.
 pub fn durations(values: &[&str]) -> Vec<toml::Value> {
-    values.iter().map(|v| toml::Value::String((*v).into())).collect()
+    values
+        .iter()
+        .map(|v| toml::Value::String((*v).into()))
+        .collect()
 }
 
 /// A sliding-window maximum of (time, value) samples.
@@ -223,7 +230,14 @@ mod tests {
         let bad: toml::Table = toml::from_str("ttl = \"soon\"\nttll = 1").unwrap();
         let e = settings::<KeepAliveSettings>(Family::KeepAlive, &bad, &none).unwrap_err();
         assert!(e.starts_with("baselines.keep-alive"), "{e}");
-        assert_eq!(grid(&[("a", durations(&["1s", "2s"])), ("b", durations(&["x", "y", "z"]))]).len(), 6);
+        assert_eq!(
+            grid(&[
+                ("a", durations(&["1s", "2s"])),
+                ("b", durations(&["x", "y", "z"]))
+            ])
+            .len(),
+            6
+        );
     }
 
     #[test]
