@@ -1,8 +1,9 @@
 //! `scale0 bench <what>`: benchmarks that write their own section of BENCHMARKS.md.
 //!
 //! - `scale0 bench policies`: every scenario of `bench/scenarios/` against every policy
-//!   and the oracle; one table per scenario, the commit, the date, the machine and a
-//!   paragraph computed from the numbers on where scale0 stands.
+//!   (each baseline at its defaults and over its sweep) and the bounds; tables per
+//!   scenario, the commit, the date, the machine and a paragraph computed from the
+//!   numbers on where scale0 stands.
 //! - `scale0 bench sim-speed`: the whole NASA trace replayed with scale0's policy; time
 //!   and peak memory.
 //!
@@ -25,7 +26,7 @@ pub const SPEED_SECTION: &str = "## Simulator speed";
 
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCommand {
-    /// Run every scenario in bench/scenarios against every policy and the oracle, and
+    /// Run every scenario in bench/scenarios against every policy, its frontier and the bounds, and
     /// update the policy benchmark section of BENCHMARKS.md.
     Policies(PoliciesArgs),
     /// Replay the whole NASA trace with scale0's policy; report time and peak memory.
@@ -148,7 +149,7 @@ fn policies(args: PoliciesArgs) -> anyhow::Result<ExitCode> {
             let t0 = Instant::now();
             let report = prepared[i].run(&plans[i][j].kind, &mut |_| {});
             let secs = t0.elapsed().as_secs_f64();
-            if (k + 1) % 50 == 0 || k + 1 == total {
+            if (k + 1).is_multiple_of(50) || k + 1 == total {
                 eprintln!("[{}/{total}] runs", k + 1);
             }
             results.lock().map_err(|_| anyhow!("a worker panicked"))?[i][j] = Some((report, secs));

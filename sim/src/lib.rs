@@ -7,7 +7,7 @@
 //! same [`scale0_core::policy::Decision`], with a simulated clock: instances boot (and are
 //! billed while they do), serve a bounded number of requests at once, drain and stop;
 //! requests queue by priority, expire at their deadline, or are shed by the worker's
-//! rules. The same scenario under other policies, and the oracle, give the comparison.
+//! rules. The same scenario under other policies, and two lower bounds, give the comparison.
 //!
 //! ```text
 //! trace ──▶ workload (window, compression, copies, thinning, service times)

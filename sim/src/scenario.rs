@@ -446,7 +446,7 @@ impl Scenario {
             .unwrap_or(self.deployment.policy.target_utilization)
     }
 
-    /// The pool baselines and the oracle use: the cheapest per slot (first on ties).
+    /// The pool baselines use: the cheapest per slot (first on ties).
     pub fn reference_pool(&self) -> usize {
         let pools = &self.deployment.pools;
         (0..pools.len())
