@@ -37,7 +37,7 @@ enum Command {
     },
     /// List the upcoming firings of every scheduled action, in local time and UTC.
     Schedules(schedules::Args),
-    /// Replay a trace scenario through scale0's policy, the baselines and the oracle.
+    /// Replay a trace scenario through scale0's policy, the baselines and two lower bounds.
     Simulate(simulate::Args),
     /// Benchmarks that update their section of BENCHMARKS.md.
     Bench {

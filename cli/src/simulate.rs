@@ -25,10 +25,15 @@ pub struct Args {
     #[arg(long)]
     scenario: PathBuf,
     /// Policies to run (repeatable; default: the scenario's list, or all). Names:
-    /// scale0, scale0@<tick>, keda, knative, aws-target-tracking, keep-alive-10m,
-    /// keep-alive@<ttl>, hybrid-histogram, always-on.
+    /// scale0, scale0@<tick>, keda, knative, aws-target-tracking, keep-alive,
+    /// keep-alive@<ttl>, hybrid-histogram, always-on; a baseline may carry settings as
+    /// an inline TOML table: 'knative{scale_down_delay="5m"}'.
     #[arg(long = "policy")]
     policies: Vec<String>,
+    /// Also run each baseline over its sweep and print its frontier (the settings no
+    /// other setting beats on both cost and SLO), and whether one dominates scale0.
+    #[arg(long)]
+    frontiers: bool,
     /// Trace format, when detection from the content is not wanted.
     #[arg(long)]
     format: Option<TraceFormat>,
@@ -50,9 +55,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let kinds = policies(&scenario, &args.policies)?;
     let trace = load_trace(&scenario, &dir, args.format, &mut TraceCache::default())?;
-    let report = run_with_progress(&scenario, &trace, &kinds, &RunOptions::default())?;
+    let options = RunOptions {
+        frontiers: args.frontiers,
+        ..RunOptions::default()
+    };
+    let report = run_with_progress(&scenario, &trace, &kinds, &options)?;
     println!("{}\n", report.summary());
     print!("{}", report.markdown_table());
+    if args.frontiers {
+        println!("\n{}", report.markdown_frontiers());
+        for p in report
+            .policies
+            .iter()
+            .filter(|p| p.policy.starts_with("scale0"))
+        {
+            println!("{}", verdict(&report, &p.policy));
+        }
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let json = args.out.join(format!("{}.json", scenario.name));
@@ -63,6 +82,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let svg = args.out.join(format!("{}.svg", scenario.name));
         plot(&report, &svg)?;
         println!("plot: {}", svg.display());
+        if args.frontiers {
+            let svg = args.out.join(format!("{}-frontiers.svg", scenario.name));
+            plot_frontiers(&report, &svg)?;
+            println!("frontier plot: {}", svg.display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -170,22 +194,27 @@ pub fn run_with_progress(
     options: &RunOptions,
 ) -> anyhow::Result<ScenarioReport> {
     let mut progress = Progress::new(100);
-    let index: HashMap<String, usize> = kinds
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.to_string(), i))
-        .collect();
-    let n = kinds.len().max(1) as f64;
-    let report = sim::run_scenario(scenario, trace, kinds, options, &mut |name, done| {
-        let i = index.get(name).copied().unwrap_or(0) as f64;
-        progress.update(&scenario.name, (100.0 * (i + done) / n) as u64, name);
+    let report = sim::run_scenario(scenario, trace, kinds, options, &mut |i, n, name, done| {
+        let share = (i as f64 + done) / n.max(1) as f64;
+        progress.update(&scenario.name, (100.0 * share) as u64, name);
     })?;
     progress.finish();
     Ok(report)
 }
 
-/// Demand against ready and booting capacity over time: one panel for the oracle, one
-/// per policy, sharing the time axis.
+/// Whether any frontier point dominates `policy`, in one line.
+pub fn verdict(report: &ScenarioReport, policy: &str) -> String {
+    let by = report.dominating(policy);
+    if by.is_empty() {
+        format!("{policy}: not dominated by any frontier point")
+    } else {
+        let names: Vec<String> = by.iter().map(|p| format!("`{}`", p.policy)).collect();
+        format!("{policy}: dominated by {}", names.join(", "))
+    }
+}
+
+/// Demand against ready and booting capacity over time: one panel for the zero-wait
+/// bound's levels, one per policy, sharing the time axis.
 pub fn plot(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
     let panels = report.policies.len() + 1;
     let root = SVGBackend::new(path, (1200, 60 + 200 * panels as u32)).into_drawing_area();
@@ -205,10 +234,12 @@ pub fn plot(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
     let hours = report.horizon_hours.max(1e-6);
     let mut all: Vec<(String, &Series)> = vec![(
         format!(
-            "oracle: {:.1} GPU-h (${:.2})",
-            report.oracle.gpu_hours, report.oracle.cost_usd
+            "zero-wait bound: {:.1} GPU-h (${:.2}); within-SLO bound ${:.2}",
+            report.bounds.zero_wait_instance_seconds / 3600.0,
+            report.bounds.zero_wait_cost_usd,
+            report.bounds.within_slo_cost_usd
         ),
-        &report.oracle.series,
+        &report.bounds.series,
     )];
     for p in &report.policies {
         all.push((
@@ -263,6 +294,98 @@ pub fn plot(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(demand, BLACK.stroke_width(1)))
             .map_err(|e| fail(&e))?;
     }
+    root.present().map_err(|e| fail(&e))?;
+    Ok(())
+}
+
+/// Cost against the share within the SLO: each baseline's frontier as a line, every
+/// policy run at its given setting as a point, scale0 highlighted, the two bounds as
+/// vertical lines.
+pub fn plot_frontiers(report: &ScenarioReport, path: &Path) -> anyhow::Result<()> {
+    let fail = |e: &dyn std::fmt::Display| anyhow!("plot {}: {e}", path.display());
+    let root = SVGBackend::new(path, (1000, 700)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| fail(&e))?;
+    let points = report
+        .frontiers
+        .iter()
+        .flat_map(|f| f.points.iter().map(|p| (p.cost_usd, p.slo_attainment)))
+        .chain(
+            report
+                .policies
+                .iter()
+                .map(|p| (p.cost_usd, p.slo_attainment)),
+        );
+    let (mut x_max, mut y_min) = (report.bounds.zero_wait_cost_usd, 1.0f64);
+    for (c, s) in points {
+        x_max = x_max.max(c);
+        y_min = y_min.min(s);
+    }
+    let y_min = (y_min * 100.0 - 2.0).max(0.0);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!(
+                "{}: cost against share within the SLO (wait ≤ {} s)",
+                report.scenario, report.slo_max_wait_s
+            ),
+            ("sans-serif", 18),
+        )
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0f64..x_max * 1.05, y_min..100.5f64)
+        .map_err(|e| fail(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("cost, USD")
+        .y_desc("% of requests within the SLO")
+        .draw()
+        .map_err(|e| fail(&e))?;
+    for (bound, label) in [
+        (report.bounds.within_slo_cost_usd, "bound: all within SLO"),
+        (report.bounds.zero_wait_cost_usd, "bound: zero wait"),
+    ] {
+        chart
+            .draw_series(LineSeries::new(
+                [(bound, y_min), (bound, 100.5)],
+                BLACK.mix(0.4).stroke_width(1),
+            ))
+            .map_err(|e| fail(&e))?
+            .label(label)
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 16, y)], BLACK.mix(0.4)));
+    }
+    for (i, f) in report.frontiers.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let line: Vec<(f64, f64)> = f
+            .points
+            .iter()
+            .map(|p| (p.cost_usd, p.slo_attainment * 100.0))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), color.stroke_width(2)))
+            .map_err(|e| fail(&e))?
+            .label(format!("{} frontier", f.family))
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+        chart
+            .draw_series(line.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+            .map_err(|e| fail(&e))?;
+    }
+    for p in &report.policies {
+        let at = (p.cost_usd, p.slo_attainment * 100.0);
+        let scale0 = p.policy.starts_with("scale0");
+        let color = if scale0 { RED } else { BLACK };
+        chart
+            .draw_series([EmptyElement::at(at)
+                + Cross::new((0, 0), if scale0 { 7 } else { 4 }, color.stroke_width(2))
+                + Text::new(p.policy.clone(), (6, -12), ("sans-serif", 12))])
+            .map_err(|e| fail(&e))?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))?;
     Ok(())
 }

@@ -26,7 +26,7 @@ fn workdir(name: &str) -> PathBuf {
 
 const SCENARIO: &str = r#"
 name = "tiny"
-policies = ["scale0", "knative", "always-on"]
+policies = ["scale0", "knative", "always-on{instances = 2}"]
 [trace]
 path = "../trace.csv"
 [service]
@@ -60,14 +60,18 @@ fn simulate_prints_the_table_and_writes_json_and_plot() {
             "scenarios/tiny.toml",
             "--out",
             "o",
+            "--frontiers",
         ],
     );
     assert_eq!(code, 0, "{err}");
     for row in [
-        "| oracle (lower bound) |",
+        "| bound: all within SLO |",
+        "| bound: zero wait |",
         "| scale0 |",
         "| knative |",
-        "| always-on |",
+        "| always-on{instances=2} |",
+        "| knative | 9 |",
+        "scale0: ",
     ] {
         assert!(out.contains(row), "{row} missing:\n{out}");
     }
@@ -80,6 +84,9 @@ fn simulate_prints_the_table_and_writes_json_and_plot() {
         svg.starts_with("<svg") && svg.contains("scale0"),
         "not an SVG plot"
     );
+    let frontiers = std::fs::read_to_string(dir.join("o/tiny-frontiers.svg")).unwrap();
+    assert!(frontiers.contains("knative frontier"), "no frontier line");
+    assert_eq!(json["frontiers"].as_array().unwrap().len(), 2);
 
     // bench policies over that directory writes its section into a new file.
     let (code, _, err) = scale0(

@@ -6,9 +6,10 @@
 //!   up to their pool's `slots` requests at once, and stop when told, or when draining
 //!   and empty. A terminated instance loses the requests it was serving (`failed`).
 //! - **The worker** holds requests in priority order (FIFO within a priority) and hands
-//!   one to the ready instance with the fewest requests in flight whenever a slot frees
-//!   (least-outstanding, as the queue worker dispatches; its power-of-two sampling is
-//!   approximated by the exact minimum). A request that reaches its deadline while
+//!   one to a ready instance whenever a slot frees: the one with the fewest requests in
+//!   flight (least-outstanding, as the queue worker dispatches; its power-of-two
+//!   sampling is approximated by the exact minimum), or, for policies of platforms that
+//!   pack ([`Dispatch::Packing`]: FaaS keep-alive), the busiest one with a free slot. A request that reaches its deadline while
 //!   waiting is answered `expired`. Admission uses the worker's own rules,
 //!   [`scale0_core::admission`], when a request arrives: at most `max_held_requests` wait, a
 //!   full hold shedding the lowest priority first; a request whose estimated wait (the
@@ -19,8 +20,15 @@
 //!   only the scaling differs.
 //! - **Control events**: on an arrival the worker raises `activation` when no instance is
 //!   ready or booting, and `pressure` when demand exceeds the policy's threshold times
-//!   ready and booting slots; the policy decides `activation_latency` later. At most one
-//!   such call is pending at a time (the worker rate-limits per deployment).
+//!   ready and booting slots, each at most once per its interval (the real worker's rate
+//!   limits: [`crate::policy::Wakes`]); the policy decides `activation_latency` later,
+//!   and at most one such call is pending at a time.
+//! - **Decisions**: every policy decides once at time 0, then on its period from the
+//!   scenario's tick phase on.
+//! - **Warmup**: requests arriving before `warmup` run like any other but are not
+//!   scored; instance time is billed, and launches and the peak counted, only from
+//!   `warmup` on. (A request that arrived in the warmup and is lost with its instance
+//!   after it counts as failed: the engine tracks in-flight counts, not which request.)
 //! - **Metric delay**: queue depth, held and in-flight counts (and the concurrency
 //!   integral) a decision sees are those of `metric_delay` earlier; the instance
 //!   registry is current, as it is in Redis.
@@ -36,7 +44,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::metrics::{PolicyReport, PoolUsage, Series, Waits};
-use crate::policy::{Autoscaler, Signals};
+use crate::policy::{Autoscaler, Dispatch, Signals};
 use crate::rng::{Rng, Stream};
 use crate::trace::{MICROS_PER_SEC, Micros};
 use crate::workload::Request;
@@ -58,8 +66,10 @@ pub struct EngineParams {
     pub metric_delay: Micros,
     pub boot_spread: f64,
     pub seed: u64,
-    /// Pool that `initial_ready` instances belong to.
-    pub reference_pool: usize,
+    /// Start of the scored window (see the module doc).
+    pub warmup: Micros,
+    /// First periodic decision after time 0, µs.
+    pub tick_phase: Micros,
     pub series_buckets: usize,
     /// Let policies that claim it skip ticks while the deployment is empty.
     pub skip_idle_ticks: bool,
@@ -91,6 +101,7 @@ struct Waiting {
     at: Micros,
     service: Micros,
     deadline: Micros,
+    scored: bool,
 }
 
 /// Event kinds in their order at equal times.
@@ -146,6 +157,9 @@ struct Engine<'a> {
     last_busy: Vec<Micros>,
     /// Scenario metric delay plus the policy's own.
     delay: Micros,
+    dispatch_rule: Dispatch,
+    last_activation: Option<Micros>,
+    last_pressure: Option<Micros>,
     // Report.
     requests: u64,
     shed: u64,
@@ -221,6 +235,9 @@ impl<'a> Engine<'a> {
             last_arrival: None,
             last_busy: Vec::new(),
             delay: p.metric_delay + policy.extra_metric_delay(),
+            dispatch_rule: policy.dispatch(),
+            last_activation: None,
+            last_pressure: None,
             requests: 0,
             shed: 0,
             expired: 0,
@@ -255,8 +272,12 @@ impl<'a> Engine<'a> {
         }
         let in_system = self.in_system();
         self.integral += in_system as f64 * (t - from) as f64 / MICROS_PER_SEC as f64;
-        if self.active.is_empty() && from < self.p.horizon {
-            self.zero_time += t.min(self.p.horizon) - from;
+        let scored = |x: Micros| x.clamp(self.p.warmup, self.p.horizon);
+        if self.active.is_empty() {
+            self.zero_time += scored(t) - scored(from);
+        }
+        if from < self.p.warmup && t >= self.p.warmup {
+            self.peak_instances = self.peak_instances.max(self.active.len() as u32);
         }
         if from < self.p.horizon {
             self.series.record(
@@ -318,28 +339,20 @@ impl<'a> Engine<'a> {
 
     // ---- instances -------------------------------------------------------------------
 
-    fn launch(&mut self, pool: usize, ready_now: bool) {
+    fn launch(&mut self, pool: usize) {
         let p = &self.spec.pools[pool];
         let idx = self.instances.len();
-        let boot = if ready_now {
-            0
+        let nominal = p.boot_time.0.as_micros() as f64;
+        let spread = self.p.boot_spread;
+        let factor = if spread > 0.0 {
+            1.0 - spread + 2.0 * spread * self.boot_rng.next_f64()
         } else {
-            let nominal = p.boot_time.0.as_micros() as f64;
-            let spread = self.p.boot_spread;
-            let factor = if spread > 0.0 {
-                1.0 - spread + 2.0 * spread * self.boot_rng.next_f64()
-            } else {
-                1.0
-            };
-            ((nominal * factor).round() as Micros).max(1)
+            1.0
         };
+        let boot = ((nominal * factor).round() as Micros).max(1);
         let inst = Inst {
             pool,
-            state: if ready_now {
-                State::Ready
-            } else {
-                State::Booting
-            },
+            state: State::Booting,
             launched: self.now,
             ready_at: self.now + boot,
             in_flight: 0,
@@ -351,32 +364,24 @@ impl<'a> Engine<'a> {
                 id: format!("i-{idx}"),
                 deployment: self.spec.name.clone(),
                 pool: p.name.clone(),
-                state: if ready_now {
-                    InstanceState::Ready
-                } else {
-                    InstanceState::Booting
-                },
+                state: InstanceState::Booting,
                 endpoint: None,
                 launched_at: self.at(self.now),
-                ready_at: ready_now.then(|| self.at(self.now)),
+                ready_at: None,
                 draining_since: None,
                 failures: 0,
             },
             in_flight: 0,
         });
-        if ready_now {
-            self.ready_count += 1;
-            self.ready_slots += p.slots;
-            self.free_ready_slots += u64::from(p.slots);
-        } else {
-            self.booting_count += 1;
-            self.booting_slots += p.slots;
-            self.events.push(Reverse((inst.ready_at, EV_BOOT, idx)));
-        }
+        self.booting_count += 1;
+        self.booting_slots += p.slots;
+        self.events.push(Reverse((inst.ready_at, EV_BOOT, idx)));
         self.instances.push(inst);
         self.active.push(idx);
-        self.launches[pool] += 1;
-        self.peak_instances = self.peak_instances.max(self.active.len() as u32);
+        if self.now >= self.p.warmup {
+            self.launches[pool] += 1;
+            self.peak_instances = self.peak_instances.max(self.active.len() as u32);
+        }
         self.idle_since_check();
     }
 
@@ -404,12 +409,13 @@ impl<'a> Engine<'a> {
         inst.state = State::Stopped;
         if inst.in_flight > 0 {
             // Terminated while serving: those requests are lost.
-            self.failed += u64::from(inst.in_flight);
+            if self.now >= self.p.warmup {
+                self.failed += u64::from(inst.in_flight);
+            }
             self.in_flight -= u64::from(inst.in_flight);
             inst.in_flight = 0;
         }
-        let h = self.p.horizon;
-        let clip = |x: Micros| x.clamp(0, h);
+        let clip = |x: Micros| x.clamp(self.p.warmup, self.p.horizon);
         self.billed[inst.pool] += i128::from(clip(self.now) - clip(inst.launched));
         self.active.remove(pos);
         self.obs.instances.remove(pos);
@@ -487,13 +493,21 @@ impl<'a> Engine<'a> {
     /// Hand waiting requests to free slots.
     fn dispatch(&mut self) {
         while self.waiting > 0 && self.free_ready_slots > 0 {
-            // Least outstanding among ready instances with a free slot; oldest on ties.
+            // Least outstanding (or, packing, most outstanding) among ready instances
+            // with a free slot; oldest on ties.
+            let packing = self.dispatch_rule == Dispatch::Packing;
             let mut best: Option<(u32, usize)> = None;
             for (pos, &idx) in self.active.iter().enumerate() {
                 let inst = &self.instances[idx];
                 if inst.state == State::Ready
                     && inst.in_flight < inst.slots
-                    && best.is_none_or(|(f, _)| inst.in_flight < f)
+                    && best.is_none_or(|(f, _)| {
+                        if packing {
+                            inst.in_flight > f
+                        } else {
+                            inst.in_flight < f
+                        }
+                    })
                 {
                     best = Some((inst.in_flight, pos));
                 }
@@ -506,12 +520,14 @@ impl<'a> Engine<'a> {
             self.free_ready_slots -= 1;
             self.in_flight += 1;
             let wait = self.now - req.at;
-            self.waits.push(wait);
-            if wait <= self.p.slo {
-                self.within_slo += 1;
-            }
-            if inst.ready_at > req.at {
-                self.cold += 1;
+            if req.scored {
+                self.waits.push(wait);
+                if wait <= self.p.slo {
+                    self.within_slo += 1;
+                }
+                if inst.ready_at > req.at {
+                    self.cold += 1;
+                }
             }
             if self.track_latency {
                 if self.latency_ring.len() == SERVICE_WINDOW {
@@ -564,10 +580,10 @@ impl<'a> Engine<'a> {
                 if w.deadline > self.now {
                     break;
                 }
-                self.queues[q].pop_front();
+                let scored = self.queues[q].pop_front().is_some_and(|w| w.scored);
                 self.waiting -= 1;
                 self.waiting_by_priority[q] -= 1;
-                self.expired += 1;
+                self.expired += u64::from(scored);
             }
         }
         self.idle_since_check();
@@ -596,7 +612,8 @@ impl<'a> Engine<'a> {
 
     /// Returns true when the arrival should wake the policy.
     fn arrive(&mut self, r: Request, policy_wakes: super::policy::Wakes) -> bool {
-        self.requests += 1;
+        let scored = r.at >= self.p.warmup;
+        self.requests += u64::from(scored);
         self.last_arrival = Some(self.now);
         if self.collect_idle_times {
             let it = if self.in_flight > 0 || self.waiting > 0 {
@@ -613,19 +630,32 @@ impl<'a> Engine<'a> {
                 at: self.now,
                 service: r.service,
                 deadline: self.now + self.p.deadline,
+                scored,
             });
             self.waiting += 1;
             self.waiting_by_priority[prio] += 1;
             self.dispatch();
         } else {
-            self.shed += 1;
+            self.shed += u64::from(scored);
         }
         self.idle_since_check();
         self.note();
-        let activation = policy_wakes.activation && self.ready_count + self.booting_count == 0;
-        let pressure = policy_wakes.pressure.is_some_and(|th| {
-            capacity_slots > 0 && self.in_system() as f64 > th * capacity_slots as f64
+        let now = self.now;
+        let due = |last: Option<Micros>, interval: Micros| last.is_none_or(|t| now - t >= interval);
+        let activation = policy_wakes.activation.is_some_and(|interval| {
+            self.ready_count + self.booting_count == 0 && due(self.last_activation, interval)
         });
+        if activation {
+            self.last_activation = Some(now);
+        }
+        let pressure = policy_wakes.pressure.is_some_and(|p| {
+            capacity_slots > 0
+                && self.in_system() as f64 > p.threshold * capacity_slots as f64
+                && due(self.last_pressure, p.interval)
+        });
+        if pressure {
+            self.last_pressure = Some(now);
+        }
         activation || pressure
     }
 
@@ -637,10 +667,10 @@ impl<'a> Engine<'a> {
         if self.waiting >= u64::from(self.spec.max_held_requests) {
             match (0..prio).find(|&q| !self.queues[q].is_empty()) {
                 Some(q) => {
-                    self.queues[q].pop_back();
+                    let scored = self.queues[q].pop_back().is_some_and(|w| w.scored);
                     self.waiting -= 1;
                     self.waiting_by_priority[q] -= 1;
-                    self.shed += 1;
+                    self.shed += u64::from(scored);
                 }
                 None => return false,
             }
@@ -767,7 +797,7 @@ impl<'a> Engine<'a> {
         }
         for (pool, pd) in d.pools.iter().enumerate().take(self.spec.pools.len()) {
             for _ in 0..pd.launch {
-                self.launch(pool, false);
+                self.launch(pool);
             }
         }
         self.cap_slots = d.cap.as_ref().map(|c| {
@@ -791,9 +821,8 @@ impl<'a> Engine<'a> {
         } else {
             None
         };
-        for _ in 0..policy.initial_ready() {
-            self.launch(self.p.reference_pool, true);
-        }
+        // A decision at time 0 (after the arrivals of that instant), then the ticks
+        // from the phase on.
         let mut next_tick: Micros = 0;
         let mut pending_wake: Option<Micros> = None;
         let mut steps: u64 = 0;
@@ -817,6 +846,7 @@ impl<'a> Engine<'a> {
             }
             // Skip ticks while the deployment is empty, replaying only the last window.
             if let Some(skip) = skip
+                && next_tick > 0
                 && t_control == next_tick
                 && t_next == next_tick
                 && pending_wake.is_none()
@@ -859,7 +889,11 @@ impl<'a> Engine<'a> {
                     pending_wake = None;
                 }
                 if next_tick == t_control {
-                    next_tick += tick;
+                    next_tick = if next_tick == 0 && self.p.tick_phase > 0 {
+                        self.p.tick_phase
+                    } else {
+                        next_tick + tick
+                    };
                 }
                 self.control(policy, delay);
             }
@@ -870,10 +904,10 @@ impl<'a> Engine<'a> {
 
     fn report(mut self, name: String) -> PolicyReport {
         // Bill what still runs, to the end of the window.
-        let h = self.p.horizon;
+        let clip = |x: Micros| x.clamp(self.p.warmup, self.p.horizon);
         for &idx in &self.active {
             let inst = &self.instances[idx];
-            self.billed[inst.pool] += i128::from(h - inst.launched.clamp(0, h));
+            self.billed[inst.pool] += i128::from(clip(self.p.horizon) - clip(inst.launched));
         }
         let served = self.waits.count();
         let (p, max) = std::mem::take(&mut self.waits).summarize(&[0.5, 0.9, 0.99]);
@@ -915,7 +949,8 @@ impl<'a> Engine<'a> {
             time_at_zero_s: self.zero_time as f64 / MICROS_PER_SEC as f64,
             peak_instances: self.peak_instances,
             decisions: self.decisions,
-            ratio_to_oracle: None,
+            ratio_to_slo_bound: None,
+            ratio_to_zero_wait: None,
             series: self.series,
         }
     }

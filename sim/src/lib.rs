@@ -7,32 +7,34 @@
 //! same [`scale0_core::policy::Decision`], with a simulated clock: instances boot (and are
 //! billed while they do), serve a bounded number of requests at once, drain and stop;
 //! requests queue by priority, expire at their deadline, or are shed by the worker's
-//! rules. The same scenario under other policies, and the oracle, give the comparison.
+//! rules. The same scenario under other policies, and two lower bounds, give the comparison.
 //!
 //! ```text
 //! trace ──▶ workload (window, compression, copies, thinning, service times)
 //!                │ the same request stream, regenerated per run
-//!                ├──▶ oracle (lower bound on instance time for zero queueing)
-//!                └──▶ engine ◀──▶ policy (scale0's decide(), or a baseline)
-//!                        └──▶ PolicyReport (cost, SLO, waits, cold starts, series)
+//!                ├──▶ bounds (zero wait; every request within the SLO)
+//!                └──▶ engine ◀──▶ policy (scale0's decide(), or a baseline at a setting)
+//!                        └──▶ PolicyReport ──▶ frontiers (each baseline's best settings)
 //! ```
 //!
 //! - [`trace`]: readers for the trace formats, by bytes (the CLI does the I/O).
 //! - [`scenario`]: the scenario file schema, with the deployment config embedded.
 //! - [`workload`]: trace + scenario → a deterministic stream of requests.
 //! - [`engine`]: the discrete-event engine.
-//! - [`policy`]: the [`Autoscaler`] interface and scale0's adapter.
+//! - [`policy`]: the [`Autoscaler`] interface, the policy names, scale0's adapter.
 //! - [`baselines`]: KEDA + HPA, Knative KPA, AWS target tracking, fixed keep-alive, the
-//!   hybrid histogram policy, always-on.
-//! - [`oracle`]: the clairvoyant bound and why it is one.
-//! - [`metrics`], [`report`]: what a run measured, as a table and JSON.
+//!   hybrid histogram policy, always-on — each with its documented settings and sweep.
+//! - [`bounds`]: the two lower bounds and why they are bounds.
+//! - [`frontier`]: Pareto sets of the baselines' sweeps, and domination.
+//! - [`metrics`], [`report`]: what a run measured, as tables and JSON.
 //! - [`rng`]: the seeded PRNG; no clock is read and no global randomness is used, so
 //!   the same scenario and seed give the same numbers on every run.
 
 pub mod baselines;
+pub mod bounds;
 pub mod engine;
+pub mod frontier;
 pub mod metrics;
-pub mod oracle;
 pub mod policy;
 pub mod report;
 pub mod rng;
@@ -40,10 +42,11 @@ pub mod scenario;
 pub mod trace;
 pub mod workload;
 
+pub use bounds::Bounds;
 pub use engine::EngineParams;
+pub use frontier::{Frontier, Point};
 pub use metrics::{PolicyReport, Series};
-pub use oracle::OracleReport;
-pub use policy::{Autoscaler, PolicyKind, Signals, Wakes};
+pub use policy::{Autoscaler, Family, PolicyKind, Signals, Wakes};
 pub use report::ScenarioReport;
 pub use scenario::Scenario;
 pub use trace::{Micros, Trace, TraceFormat};
@@ -56,6 +59,8 @@ pub struct RunOptions {
     pub series_buckets: usize,
     /// Let scale0 skip ticks that provably change nothing (see [`policy::Scale0`]).
     pub skip_idle_ticks: bool,
+    /// Run every baseline family of the scenario over its sweep, for its frontier.
+    pub frontiers: bool,
 }
 
 impl Default for RunOptions {
@@ -63,6 +68,7 @@ impl Default for RunOptions {
         RunOptions {
             series_buckets: 1500,
             skip_idle_ticks: true,
+            frontiers: false,
         }
     }
 }
@@ -75,125 +81,243 @@ pub fn scenario_policies(scenario: &Scenario) -> Vec<PolicyKind> {
     }
 }
 
-/// Build the policy `kind` for `scenario`. `peak_instances` sizes always-on.
+fn micros(d: scale0_core::duration::HumanDuration) -> Micros {
+    d.0.as_micros() as Micros
+}
+
+/// Build the policy `kind` for `scenario`. `warmup_peak` (instances the zero-wait
+/// profile of the warmup needed) sizes always-on when it has no `instances`.
 pub fn build_policy(
-    kind: PolicyKind,
+    kind: &PolicyKind,
     scenario: &Scenario,
-    peak_instances: u32,
-) -> Box<dyn Autoscaler> {
+    warmup_peak: Option<u32>,
+) -> Result<Box<dyn Autoscaler>, String> {
     let spec = &scenario.deployment;
-    let ctx = || {
-        baselines::Ctx::new(
-            spec,
-            scenario.reference_pool(),
-            scenario.target_utilization(),
-        )
-    };
-    match kind {
+    let label = kind.to_string();
+    let (family, overrides) = match kind {
         PolicyKind::Scale0 { tick } => {
-            let t = tick.unwrap_or(scenario.control.tick);
-            Box::new(policy::Scale0::new(
+            let c = &scenario.control;
+            return Ok(Box::new(policy::Scale0::new(
                 spec,
-                t.0.as_micros() as Micros,
-                kind.to_string(),
-            ))
+                micros(tick.unwrap_or(c.tick)),
+                micros(c.activation_interval),
+                micros(c.pressure_interval),
+                label,
+            )));
         }
-        PolicyKind::Keda => Box::new(baselines::Keda::new(ctx())),
-        PolicyKind::Knative => Box::new(baselines::Knative::new(ctx())),
-        PolicyKind::AwsTargetTracking => Box::new(baselines::AwsTargetTracking::new(ctx())),
-        PolicyKind::KeepAlive { ttl } => {
-            Box::new(baselines::KeepAlive::new(ctx(), ttl, kind.to_string()))
+        PolicyKind::Baseline { family, overrides } => (family, overrides),
+    };
+    let ctx = baselines::Ctx::new(
+        spec,
+        scenario.reference_pool(),
+        scenario.target_utilization(),
+        label,
+    );
+    let table = scenario.baselines.table(*family);
+    macro_rules! settings {
+        () => {
+            baselines::settings(*family, table, overrides)?
+        };
+    }
+    Ok(match family {
+        Family::Keda => Box::new(baselines::Keda::new(ctx, settings!())),
+        Family::Knative => Box::new(baselines::Knative::new(ctx, settings!())),
+        Family::AwsTargetTracking => Box::new(baselines::AwsTargetTracking::new(ctx, settings!())),
+        Family::KeepAlive => Box::new(baselines::KeepAlive::new(ctx, settings!())),
+        Family::HybridHistogram => Box::new(baselines::HybridHistogram::new(ctx, settings!())),
+        Family::AlwaysOn => Box::new(baselines::AlwaysOn::new(ctx, settings!(), warmup_peak)?),
+    })
+}
+
+/// A scenario's workload with what every run of it shares: the bounds, and the
+/// warmup's peak.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    pub scenario: &'a Scenario,
+    pub trace: &'a Trace,
+    pub workload: Workload<'a>,
+    pub bounds: Bounds,
+    pub warmup_peak: Option<u32>,
+    pub options: RunOptions,
+}
+
+/// One run a scenario asks for: a policy, and whether it is only a frontier point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedRun {
+    pub kind: PolicyKind,
+    pub sweep_only: bool,
+}
+
+impl<'a> Prepared<'a> {
+    pub fn new(
+        scenario: &'a Scenario,
+        trace: &'a Trace,
+        options: RunOptions,
+    ) -> Result<Prepared<'a>, WorkloadError> {
+        let workload = Workload::new(trace, scenario)?;
+        let model = bounds::BoundModel::of_pools(
+            &scenario.deployment.pools,
+            scenario.instances.boot_spread,
+        );
+        let window = bounds::Window {
+            start: scenario.warmup().min(workload.horizon),
+            end: workload.horizon,
+            max_wait: micros(scenario.slo.max_wait),
+        };
+        let bounds = bounds::bounds(
+            || workload.requests(),
+            &model,
+            window,
+            options.series_buckets,
+        );
+        let pool = &scenario.deployment.pools[scenario.reference_pool()];
+        let warmup_peak = (window.start > 0)
+            .then(|| bounds::peak_before(workload.requests(), window.start, pool.slots));
+        Ok(Prepared {
+            scenario,
+            trace,
+            workload,
+            bounds,
+            warmup_peak,
+            options,
+        })
+    }
+
+    /// The runs for `kinds`: each as given, and with frontiers every point of the
+    /// sweep of each baseline family among them.
+    pub fn runs(&self, kinds: &[PolicyKind]) -> Vec<PlannedRun> {
+        let mut runs: Vec<PlannedRun> = kinds
+            .iter()
+            .map(|k| PlannedRun {
+                kind: k.clone(),
+                sweep_only: false,
+            })
+            .collect();
+        if self.options.frontiers {
+            let mut families: Vec<Family> = kinds.iter().filter_map(PolicyKind::family).collect();
+            families.sort();
+            families.dedup();
+            for family in families {
+                let points = baselines::sweep(
+                    family,
+                    &self.scenario.deployment,
+                    self.scenario.reference_pool(),
+                );
+                for overrides in points {
+                    let kind = PolicyKind::Baseline { family, overrides };
+                    if !runs.iter().any(|r| r.kind == kind) {
+                        runs.push(PlannedRun {
+                            kind,
+                            sweep_only: true,
+                        });
+                    }
+                }
+            }
         }
-        PolicyKind::HybridHistogram => Box::new(baselines::HybridHistogram::new(ctx())),
-        PolicyKind::AlwaysOn => Box::new(baselines::AlwaysOn::new(ctx(), peak_instances)),
+        runs
+    }
+
+    /// Run one policy.
+    pub fn run(
+        &self,
+        kind: &PolicyKind,
+        progress: &mut dyn FnMut(f64),
+    ) -> Result<PolicyReport, String> {
+        let mut policy = build_policy(kind, self.scenario, self.warmup_peak)?;
+        let mut report = engine::run(
+            &self.scenario.deployment,
+            self.engine_params(),
+            self.workload.requests(),
+            policy.as_mut(),
+            progress,
+        );
+        let ratio = |bound: f64| (bound > 0.0).then(|| report.cost_usd / bound);
+        report.ratio_to_slo_bound = ratio(self.bounds.within_slo_cost_usd);
+        report.ratio_to_zero_wait = ratio(self.bounds.zero_wait_cost_usd);
+        Ok(report)
+    }
+
+    fn engine_params(&self) -> EngineParams {
+        let scenario = self.scenario;
+        let c = &scenario.control;
+        let tick = micros(c.tick).max(1);
+        let tick_phase = match c.tick_phase {
+            Some(phase) => micros(phase),
+            None => {
+                let mut rng = rng::Rng::stream(scenario.seed, rng::Stream::TickPhase);
+                (rng.next_f64() * tick as f64) as Micros
+            }
+        };
+        EngineParams {
+            epoch: self.workload.epoch,
+            horizon: self.workload.horizon,
+            slo: micros(scenario.slo.max_wait),
+            deadline: micros(scenario.deadline()),
+            activation_latency: micros(c.activation_latency),
+            metric_delay: micros(c.metric_delay),
+            boot_spread: scenario.instances.boot_spread,
+            seed: scenario.seed,
+            warmup: scenario.warmup().min(self.workload.horizon),
+            tick_phase,
+            series_buckets: self.options.series_buckets,
+            skip_idle_ticks: self.options.skip_idle_ticks,
+        }
+    }
+
+    /// The report of `runs` (in the order [`Prepared::runs`] gave them; a run that
+    /// could not be built is `Err` with the reason, and is listed as skipped).
+    pub fn report(&self, runs: Vec<(PlannedRun, Result<PolicyReport, String>)>) -> ScenarioReport {
+        let mut policies = Vec::new();
+        let mut skipped = Vec::new();
+        let mut sweeps: Vec<(Family, Vec<Point>)> = Vec::new();
+        for (planned, result) in runs {
+            match result {
+                Ok(report) => {
+                    if let Some(family) = planned.kind.family()
+                        && self.options.frontiers
+                    {
+                        match sweeps.iter_mut().find(|(f, _)| *f == family) {
+                            Some((_, points)) => points.push(Point::of(&report)),
+                            None => sweeps.push((family, vec![Point::of(&report)])),
+                        }
+                    }
+                    if !planned.sweep_only {
+                        policies.push(report);
+                    }
+                }
+                Err(reason) => {
+                    if !planned.sweep_only {
+                        skipped.push(format!("{}: {reason}", planned.kind));
+                    }
+                }
+            }
+        }
+        let frontiers = sweeps
+            .iter()
+            .map(|(family, points)| Frontier::of(family.name(), points))
+            .collect();
+        ScenarioReport::new(self, policies, frontiers, skipped)
     }
 }
 
-/// Engine parameters for `scenario` over `workload`.
-pub fn engine_params(
-    scenario: &Scenario,
-    workload: &Workload,
-    options: &RunOptions,
-) -> EngineParams {
-    let micros = |d: scale0_core::duration::HumanDuration| d.0.as_micros() as Micros;
-    EngineParams {
-        epoch: workload.epoch,
-        horizon: workload.horizon,
-        slo: micros(scenario.slo.max_wait),
-        deadline: micros(scenario.deadline()),
-        activation_latency: micros(scenario.control.activation_latency),
-        metric_delay: micros(scenario.control.metric_delay),
-        boot_spread: scenario.instances.boot_spread,
-        seed: scenario.seed,
-        reference_pool: scenario.reference_pool(),
-        series_buckets: options.series_buckets,
-        skip_idle_ticks: options.skip_idle_ticks,
-    }
-}
-
-/// The oracle for a scenario's workload.
-pub fn scenario_oracle(
-    scenario: &Scenario,
-    workload: &Workload,
-    options: &RunOptions,
-) -> OracleReport {
-    let pool_index = scenario.reference_pool();
-    let pool = &scenario.deployment.pools[pool_index];
-    oracle::oracle(
-        workload.requests(),
-        pool.slots,
-        scenario.min_boot(pool_index),
-        pool.price_per_hour_usd,
-        workload.horizon,
-        options.series_buckets,
-    )
-}
-
-/// Run one policy over a scenario.
-pub fn run_policy(
-    scenario: &Scenario,
-    workload: &Workload,
-    kind: PolicyKind,
-    peak_instances: u32,
-    options: &RunOptions,
-    progress: &mut dyn FnMut(f64),
-) -> PolicyReport {
-    let mut policy = build_policy(kind, scenario, peak_instances);
-    engine::run(
-        &scenario.deployment,
-        engine_params(scenario, workload, options),
-        workload.requests(),
-        policy.as_mut(),
-        progress,
-    )
-}
-
-/// Run the oracle and every policy of `kinds` over `scenario`. `progress` gets the
-/// policy's name and its share done.
+/// Run every policy of `kinds` over `scenario` (and their sweeps, with frontiers), one
+/// after another. `progress` gets the run's index, the number of runs, the policy's
+/// name and its share done.
 pub fn run_scenario(
     scenario: &Scenario,
     trace: &Trace,
     kinds: &[PolicyKind],
     options: &RunOptions,
-    progress: &mut dyn FnMut(&str, f64),
+    progress: &mut dyn FnMut(usize, usize, &str, f64),
 ) -> Result<ScenarioReport, WorkloadError> {
-    let workload = Workload::new(trace, scenario)?;
-    let oracle = scenario_oracle(scenario, &workload, options);
-    let mut reports = Vec::with_capacity(kinds.len());
-    for &kind in kinds {
-        let name = kind.to_string();
-        let mut report = run_policy(
-            scenario,
-            &workload,
-            kind,
-            oracle.peak_instances,
-            options,
-            &mut |f| progress(&name, f),
-        );
-        report.ratio_to_oracle = (oracle.cost_usd > 0.0).then(|| report.cost_usd / oracle.cost_usd);
-        reports.push(report);
+    let prepared = Prepared::new(scenario, trace, *options)?;
+    let planned = prepared.runs(kinds);
+    let total = planned.len();
+    let mut results = Vec::with_capacity(total);
+    for (i, run) in planned.into_iter().enumerate() {
+        let name = run.kind.to_string();
+        let result = prepared.run(&run.kind, &mut |f| progress(i, total, &name, f));
+        results.push((run, result));
     }
-    Ok(ScenarioReport::new(
-        scenario, trace, &workload, oracle, reports,
-    ))
+    Ok(prepared.report(results))
 }

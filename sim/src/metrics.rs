@@ -1,10 +1,12 @@
 //! What a run measured, and the time series behind the plots.
 //!
 //! Cost is billed from launch (boot time is paid, as on EC2) to stop, clipped to the
-//! scenario's accounting window `[0, horizon]`, the same window the oracle is computed
-//! over. SLO attainment is the share of *all* requests that started within the SLO's
-//! maximum wait: shed, expired and failed requests count as misses. Wait percentiles
-//! are over the requests that were served.
+//! scenario's scored window `[warmup, horizon]`, the same window the bounds are
+//! computed over. SLO attainment is the share of *all* scored requests (arriving after
+//! the warmup) that started within the SLO's maximum wait: shed, expired and failed
+//! requests count as misses. Wait percentiles are over the scored requests that were
+//! served. Launches and the peak count instances launched or running in the scored
+//! window.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,9 +49,12 @@ pub struct PolicyReport {
     pub peak_instances: u32,
     /// Calls to the policy.
     pub decisions: u64,
-    /// Cost over the oracle's.
+    /// Cost over the within-SLO bound ([`crate::bounds`]).
     #[serde(default)]
-    pub ratio_to_oracle: Option<f64>,
+    pub ratio_to_slo_bound: Option<f64>,
+    /// Cost over the zero-wait bound.
+    #[serde(default)]
+    pub ratio_to_zero_wait: Option<f64>,
     /// Demand and capacity over time, for plots; not in the JSON.
     #[serde(skip)]
     pub series: Series,

@@ -51,14 +51,52 @@ pub struct Signals<'a> {
     pub last_busy: &'a [Micros],
 }
 
-/// Worker control events a policy reacts to.
+/// Worker control events a policy reacts to, and how often its platform sends them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Wakes {
-    /// A request arrived and no instance is ready or booting.
-    pub activation: bool,
-    /// A request arrived and requests in the system exceed this multiple of ready and
+    /// A request arrived and no instance is ready or booting: wake the policy, at most
+    /// once per this interval (`None`: never).
+    pub activation: Option<Micros>,
+    /// A request arrived and requests in the system exceed a multiple of ready and
     /// booting slots.
-    pub pressure: Option<f64>,
+    pub pressure: Option<Pressure>,
+}
+
+/// The `pressure` event: its threshold and the least time between two.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pressure {
+    pub threshold: f64,
+    pub interval: Micros,
+}
+
+impl Wakes {
+    /// A policy that only runs on its own period.
+    pub const NONE: Wakes = Wakes {
+        activation: None,
+        pressure: None,
+    };
+
+    /// A platform that places requests itself: it sees each one at once, and starts an
+    /// instance for a request no instance can take (FaaS scale-out, the Knative
+    /// activator).
+    pub const PER_REQUEST: Wakes = Wakes {
+        activation: Some(0),
+        pressure: Some(Pressure {
+            threshold: 1.0,
+            interval: 0,
+        }),
+    };
+}
+
+/// How the platform in front of a policy's instances picks one for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// The ready instance with the fewest requests in flight (scale0's worker, a
+    /// Kubernetes Service behind a least-request balancer, an ALB).
+    LeastOutstanding,
+    /// The busiest ready instance that still has a free slot, so the others go idle
+    /// and expire: how FaaS platforms place invocations on warm instances.
+    Packing,
 }
 
 /// A scaling policy the engine can drive.
@@ -67,6 +105,9 @@ pub trait Autoscaler {
     /// Period of the policy's own decisions, µs.
     fn tick(&self) -> Micros;
     fn wakes(&self) -> Wakes;
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::LeastOutstanding
+    }
     /// Delay the policy's metric source adds to the scenario's metric delay, µs.
     fn extra_metric_delay(&self) -> Micros {
         0
@@ -74,10 +115,6 @@ pub trait Autoscaler {
     /// Whether [`Signals::idle_times`] should be collected.
     fn wants_idle_times(&self) -> bool {
         false
-    }
-    /// Instances of the reference pool ready at time 0 (billed from 0).
-    fn initial_ready(&self) -> u32 {
-        0
     }
     /// Whether a call with nothing queued, nothing in flight and no instances at all is
     /// provably a no-op that changes nothing the policy will do later, so the engine
@@ -98,40 +135,80 @@ pub struct IdleSkip {
     pub replay: Micros,
 }
 
-/// The policies the simulator knows, by the names scenarios and the CLI use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PolicyKind {
-    /// scale0's `decide()`, at the scenario's tick or the one given (`scale0@5s`).
-    Scale0 { tick: Option<HumanDuration> },
+/// The baseline families, by the names scenarios and the CLI use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Family {
     /// KEDA RabbitMQ scaler (QueueLength) over the Kubernetes HPA.
     Keda,
     /// Knative Pod Autoscaler.
     Knative,
     /// AWS target tracking (EC2 Auto Scaling / Application Auto Scaling).
     AwsTargetTracking,
-    /// Keep each instance for a fixed time after its last request (`keep-alive-10m`,
-    /// `keep-alive@5m`).
-    KeepAlive { ttl: HumanDuration },
+    /// Keep each instance for a fixed time after its last request.
+    KeepAlive,
     /// The hybrid histogram policy of "Serverless in the Wild".
     HybridHistogram,
-    /// Enough instances for the trace's peak, always on.
+    /// A fixed fleet, always on.
     AlwaysOn,
 }
 
+impl Family {
+    pub const ALL: [Family; 6] = [
+        Family::Keda,
+        Family::Knative,
+        Family::AwsTargetTracking,
+        Family::KeepAlive,
+        Family::HybridHistogram,
+        Family::AlwaysOn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Keda => "keda",
+            Family::Knative => "knative",
+            Family::AwsTargetTracking => "aws-target-tracking",
+            Family::KeepAlive => "keep-alive",
+            Family::HybridHistogram => "hybrid-histogram",
+            Family::AlwaysOn => "always-on",
+        }
+    }
+}
+
+/// The policies the simulator knows. A baseline may carry settings that override its
+/// documented defaults and the scenario's `[baselines.<family>]` table, written as an
+/// inline TOML table after its name: `knative{scale_down_delay = "5m"}`.
+/// `keep-alive@5m` is short for `keep-alive{ttl = "5m"}` (and `keep-alive-10m` for
+/// the default, 10 minutes).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyKind {
+    /// scale0's `decide()`, at the scenario's tick or the one given (`scale0@5s`).
+    Scale0 { tick: Option<HumanDuration> },
+    Baseline {
+        family: Family,
+        overrides: toml::Table,
+    },
+}
+
 impl PolicyKind {
-    /// Every policy, in table order.
+    pub fn baseline(family: Family) -> PolicyKind {
+        PolicyKind::Baseline {
+            family,
+            overrides: toml::Table::new(),
+        }
+    }
+
+    /// scale0 and every baseline at its defaults, in table order.
     pub fn all() -> Vec<PolicyKind> {
-        vec![
-            PolicyKind::Scale0 { tick: None },
-            PolicyKind::Keda,
-            PolicyKind::Knative,
-            PolicyKind::AwsTargetTracking,
-            PolicyKind::KeepAlive {
-                ttl: HumanDuration::from_secs(600),
-            },
-            PolicyKind::HybridHistogram,
-            PolicyKind::AlwaysOn,
-        ]
+        std::iter::once(PolicyKind::Scale0 { tick: None })
+            .chain(Family::ALL.into_iter().map(PolicyKind::baseline))
+            .collect()
+    }
+
+    pub fn family(&self) -> Option<Family> {
+        match self {
+            PolicyKind::Scale0 { .. } => None,
+            PolicyKind::Baseline { family, .. } => Some(*family),
+        }
     }
 }
 
@@ -140,15 +217,21 @@ impl fmt::Display for PolicyKind {
         match self {
             PolicyKind::Scale0 { tick: None } => f.write_str("scale0"),
             PolicyKind::Scale0 { tick: Some(t) } => write!(f, "scale0@{t}"),
-            PolicyKind::Keda => f.write_str("keda"),
-            PolicyKind::Knative => f.write_str("knative"),
-            PolicyKind::AwsTargetTracking => f.write_str("aws-target-tracking"),
-            PolicyKind::KeepAlive { ttl } if *ttl == HumanDuration::from_secs(600) => {
-                f.write_str("keep-alive-10m")
+            PolicyKind::Baseline { family, overrides } => {
+                f.write_str(family.name())?;
+                if *family == Family::KeepAlive
+                    && overrides.len() == 1
+                    && let Some(toml::Value::String(ttl)) = overrides.get("ttl")
+                {
+                    return write!(f, "@{ttl}");
+                }
+                if !overrides.is_empty() {
+                    let settings: Vec<String> =
+                        overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    write!(f, "{{{}}}", settings.join(", "))?;
+                }
+                Ok(())
             }
-            PolicyKind::KeepAlive { ttl } => write!(f, "keep-alive@{ttl}"),
-            PolicyKind::HybridHistogram => f.write_str("hybrid-histogram"),
-            PolicyKind::AlwaysOn => f.write_str("always-on"),
         }
     }
 }
@@ -157,30 +240,61 @@ impl FromStr for PolicyKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let duration = |d: &str| d.parse::<HumanDuration>().map_err(|e| e.to_string());
-        Ok(match s {
-            "scale0" => PolicyKind::Scale0 { tick: None },
-            "keda" => PolicyKind::Keda,
-            "knative" => PolicyKind::Knative,
-            "aws-target-tracking" => PolicyKind::AwsTargetTracking,
-            "keep-alive-10m" => PolicyKind::KeepAlive {
-                ttl: HumanDuration::from_secs(600),
-            },
-            "hybrid-histogram" => PolicyKind::HybridHistogram,
-            "always-on" => PolicyKind::AlwaysOn,
-            other => {
-                if let Some(t) = other.strip_prefix("scale0@") {
-                    PolicyKind::Scale0 {
-                        tick: Some(duration(t)?),
+        let unknown = || {
+            format!(
+                "unknown policy `{s}` (scale0, scale0@<tick>, {}, each optionally with settings: knative{{scale_down_delay = \"5m\"}}; keep-alive@<ttl>)",
+                Family::ALL.map(Family::name).join(", ")
+            )
+        };
+        if s == "scale0" {
+            return Ok(PolicyKind::Scale0 { tick: None });
+        }
+        if let Some(t) = s.strip_prefix("scale0@") {
+            return Ok(PolicyKind::Scale0 {
+                tick: Some(duration(t)?),
+            });
+        }
+        if s == "keep-alive-10m" {
+            return Ok(PolicyKind::baseline(Family::KeepAlive));
+        }
+        if let Some(t) = s.strip_prefix("keep-alive@") {
+            duration(t)?;
+            let mut overrides = toml::Table::new();
+            overrides.insert("ttl".into(), toml::Value::String(t.into()));
+            return Ok(PolicyKind::Baseline {
+                family: Family::KeepAlive,
+                overrides,
+            });
+        }
+        let (name, settings) = match s.find('{') {
+            Some(i) => (&s[..i], Some(&s[i..])),
+            None => (s, None),
+        };
+        let family = Family::ALL
+            .into_iter()
+            .find(|f| f.name() == name.trim())
+            .ok_or_else(unknown)?;
+        let overrides = match settings {
+            None => toml::Table::new(),
+            Some(inline) => {
+                let mut doc: toml::Table =
+                    toml::from_str(&format!("v = {inline}")).map_err(|e| {
+                        format!(
+                            "policy `{s}`: its settings are not a TOML inline table: {}",
+                            e.message()
+                        )
+                    })?;
+                match doc.remove("v") {
+                    Some(toml::Value::Table(t)) => t,
+                    _ => {
+                        return Err(format!(
+                            "policy `{s}`: its settings are not a TOML inline table"
+                        ));
                     }
-                } else if let Some(t) = other.strip_prefix("keep-alive@") {
-                    PolicyKind::KeepAlive { ttl: duration(t)? }
-                } else {
-                    return Err(format!(
-                        "unknown policy `{other}` (scale0, scale0@<tick>, keda, knative, aws-target-tracking, keep-alive-10m, keep-alive@<ttl>, hybrid-histogram, always-on)"
-                    ));
                 }
             }
-        })
+        };
+        Ok(PolicyKind::Baseline { family, overrides })
     }
 }
 
@@ -190,15 +304,34 @@ pub struct Scale0 {
     spec: Deployment,
     memory: PolicyMemory,
     tick: Micros,
+    wakes: Wakes,
     label: String,
 }
 
 impl Scale0 {
-    pub fn new(spec: &Deployment, tick: Micros, label: String) -> Scale0 {
+    /// `activation_interval` and `pressure_interval` are the worker's rate limits on
+    /// its control events (see the scenario's `[control]`).
+    pub fn new(
+        spec: &Deployment,
+        tick: Micros,
+        activation_interval: Micros,
+        pressure_interval: Micros,
+        label: String,
+    ) -> Scale0 {
+        // The worker publishes `activation` at zero and `pressure` when demand exceeds
+        // capacity by the burst threshold (DESIGN.md, "Control events").
+        let wakes = Wakes {
+            activation: Some(activation_interval),
+            pressure: Some(Pressure {
+                threshold: spec.policy.panic_threshold,
+                interval: pressure_interval,
+            }),
+        };
         Scale0 {
             spec: spec.clone(),
             memory: PolicyMemory::default(),
             tick,
+            wakes,
             label,
         }
     }
@@ -241,12 +374,7 @@ impl Autoscaler for Scale0 {
     }
 
     fn wakes(&self) -> Wakes {
-        // The worker publishes `activation` at zero and `pressure` when demand exceeds
-        // capacity by the burst threshold (DESIGN.md, "Control events").
-        Wakes {
-            activation: true,
-            pressure: Some(self.spec.policy.panic_threshold),
-        }
+        self.wakes
     }
 
     fn idle_skip(&self) -> Option<IdleSkip> {
@@ -385,16 +513,23 @@ mod tests {
         for k in PolicyKind::all() {
             assert_eq!(k.to_string().parse::<PolicyKind>().unwrap(), k);
         }
+        for name in [
+            "scale0@5s",
+            "keep-alive@5m",
+            "knative{scale_down_delay=\"5m\"}",
+            "hybrid-histogram{keep_alive_floor=\"10m\", range=\"1h\"}",
+            "always-on{instances=3}",
+        ] {
+            assert_eq!(name.parse::<PolicyKind>().unwrap().to_string(), name);
+        }
         assert_eq!(
-            "scale0@5s".parse::<PolicyKind>().unwrap(),
-            PolicyKind::Scale0 {
-                tick: Some(HumanDuration::from_secs(5))
-            }
-        );
-        assert_eq!(
-            "keep-alive@5m".parse::<PolicyKind>().unwrap().to_string(),
-            "keep-alive@5m"
+            "keep-alive-10m".parse::<PolicyKind>().unwrap(),
+            PolicyKind::baseline(Family::KeepAlive)
         );
         assert!("hpa".parse::<PolicyKind>().is_err());
+        let e = "knative{scale_down_delay=}"
+            .parse::<PolicyKind>()
+            .unwrap_err();
+        assert!(e.contains("inline table"), "{e}");
     }
 }

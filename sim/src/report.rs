@@ -1,12 +1,13 @@
-//! A scenario's results: the oracle and one row per policy, as JSON and as a table.
+//! A scenario's results: the bounds, one row per policy, and the baselines'
+//! frontiers, as JSON and as tables.
 
 use serde::{Deserialize, Serialize};
 
+use crate::Prepared;
+use crate::bounds::Bounds;
+use crate::frontier::{Frontier, Point, dominating};
 use crate::metrics::PolicyReport;
-use crate::oracle::OracleReport;
-use crate::scenario::Scenario;
-use crate::trace::{MICROS_PER_SEC, Trace};
-use crate::workload::Workload;
+use crate::trace::MICROS_PER_SEC;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioReport {
@@ -14,28 +15,35 @@ pub struct ScenarioReport {
     pub description: String,
     pub trace: String,
     pub seed: u64,
-    /// Requests replayed (after the transform).
+    /// Scored requests (after the transform, arriving after the warmup).
     pub requests: u64,
-    /// Length of the accounting window.
+    /// Length of the whole window, warmup included.
     pub horizon_hours: f64,
+    /// Start of the scored window.
+    pub warmup_s: f64,
     pub slo_max_wait_s: f64,
     pub boot_time_s: f64,
     pub slots: u32,
     pub price_per_hour_usd: f64,
     /// The request deadline and scale0's policy settings that shape its results.
     pub scale0_settings: String,
-    pub oracle: OracleReport,
+    pub bounds: Bounds,
     pub policies: Vec<PolicyReport>,
+    /// Each baseline family's Pareto set over its sweep (with `--frontiers`).
+    pub frontiers: Vec<Frontier>,
+    /// Policies asked for that could not run here, with the reason.
+    pub skipped: Vec<String>,
 }
 
 impl ScenarioReport {
     pub fn new(
-        scenario: &Scenario,
-        trace: &Trace,
-        workload: &Workload,
-        oracle: OracleReport,
+        prepared: &Prepared,
         policies: Vec<PolicyReport>,
+        frontiers: Vec<Frontier>,
+        skipped: Vec<String>,
     ) -> ScenarioReport {
+        let scenario = prepared.scenario;
+        let trace = prepared.trace;
         let pool = &scenario.deployment.pools[scenario.reference_pool()];
         ScenarioReport {
             scenario: scenario.name.clone(),
@@ -47,8 +55,9 @@ impl ScenarioReport {
                 .unwrap_or(&trace.source)
                 .to_string(),
             seed: scenario.seed,
-            requests: oracle.requests,
-            horizon_hours: workload.horizon as f64 / (3600.0 * MICROS_PER_SEC as f64),
+            requests: prepared.bounds.requests,
+            horizon_hours: prepared.workload.horizon as f64 / (3600.0 * MICROS_PER_SEC as f64),
+            warmup_s: scenario.slo.warmup.as_secs_f64(),
             slo_max_wait_s: scenario.slo.max_wait.as_secs_f64(),
             boot_time_s: pool.boot_time.as_secs_f64(),
             slots: pool.slots,
@@ -65,35 +74,44 @@ impl ScenarioReport {
                     scenario.control.tick
                 )
             },
-            oracle,
+            bounds: prepared.bounds.clone(),
             policies,
+            frontiers,
+            skipped,
         }
     }
 
-    /// JSON with every figure of the table (and more), stable across runs.
+    /// JSON with every figure of the tables (and more), stable across runs.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
-    /// A Markdown table: the oracle first, then the policies in order.
+    /// A Markdown table: the two bounds first, then the policies in order.
     pub fn markdown_table(&self) -> String {
         let mut out = String::from(
-            "| policy | GPU-hours | cost | × oracle | SLO met | p99 wait | cold-start delayed | shed | launches |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+            "| policy | GPU-hours | cost | × SLO bound | × zero-wait | SLO met | p99 wait | cold-start delayed | shed | launches |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
-        let o = &self.oracle;
+        let b = &self.bounds;
         out.push_str(&format!(
-            "| oracle (lower bound) | {} | {} | 1.00 | 100% | 0 s | — | 0% | {} |\n",
-            hours(o.gpu_hours),
-            dollars(o.cost_usd),
-            o.launches
+            "| bound: all within SLO | — | {} | 1.00 | — | 100% | ≤ {} | — | 0% | — |\n",
+            dollars(b.within_slo_cost_usd),
+            seconds(self.slo_max_wait_s)
         ));
+        out.push_str(&format!(
+            "| bound: zero wait | {} | {} | — | 1.00 | 100% | 0 s | — | 0% | {} |\n",
+            hours(b.zero_wait_instance_seconds / 3600.0),
+            dollars(b.zero_wait_cost_usd),
+            b.launches
+        ));
+        let ratio = |r: Option<f64>| r.map_or("—".into(), |r| format!("{r:.2}"));
         for p in &self.policies {
             out.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 p.policy,
                 hours(p.gpu_hours),
                 dollars(p.cost_usd),
-                p.ratio_to_oracle.map_or("—".into(), |r| format!("{r:.2}")),
+                ratio(p.ratio_to_slo_bound),
+                ratio(p.ratio_to_zero_wait),
                 percent(p.slo_attainment),
                 seconds(p.wait_p99_s),
                 percent(p.cold_start_share()),
@@ -101,13 +119,57 @@ impl ScenarioReport {
                 p.launches
             ));
         }
+        for s in &self.skipped {
+            out.push_str(&format!("\nNot run: {s}\n"));
+        }
         out
+    }
+
+    /// A Markdown table of the frontiers: each family's points, cheapest first.
+    pub fn markdown_frontiers(&self) -> String {
+        let mut out = String::from(
+            "| baseline | runs | frontier: setting (cost, SLO met), cheapest first |\n| --- | ---: | --- |\n",
+        );
+        for f in &self.frontiers {
+            let points: Vec<String> = f
+                .points
+                .iter()
+                .map(|p| {
+                    format!(
+                        "`{}` ({}, {})",
+                        p.policy,
+                        dollars(p.cost_usd),
+                        percent(p.slo_attainment)
+                    )
+                })
+                .collect();
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                f.family,
+                f.runs,
+                points.join("; ")
+            ));
+        }
+        out
+    }
+
+    /// The frontier points that dominate the policy named `policy`.
+    pub fn dominating(&self, policy: &str) -> Vec<&Point> {
+        self.policies
+            .iter()
+            .find(|p| p.policy == policy)
+            .map_or_else(Vec::new, |p| dominating(&self.frontiers, &Point::of(p)))
     }
 
     /// One line saying what was replayed.
     pub fn summary(&self) -> String {
+        let warmup = if self.warmup_s > 0.0 {
+            format!(" (scored after a {} s warmup)", self.warmup_s)
+        } else {
+            String::new()
+        };
         format!(
-            "{}: {} requests over {:.1} h from {}; {} slots/instance at ${}/h, boot {} s; SLO: wait ≤ {} s",
+            "{}: {} requests over {:.1} h{warmup} from {}; {} slots/instance at ${}/h, boot {} s; SLO: wait ≤ {} s",
             self.scenario,
             self.requests,
             self.horizon_hours,

@@ -17,6 +17,7 @@ pub enum Stream {
     Priority = 4,
     Boot = 5,
     Copies = 6,
+    TickPhase = 7,
 }
 
 /// SplitMix64 (Steele, Lea and Flood, OOPSLA 2014): used to expand seeds.

@@ -41,6 +41,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::baselines;
+use crate::policy::Family;
 use crate::trace::{Micros, TraceFormat};
 use scale0_core::config::{Config, Deployment};
 use scale0_core::duration::HumanDuration;
@@ -169,6 +171,12 @@ impl Default for InstanceModel {
 pub struct Slo {
     /// A request meets the SLO when it waits at most this long for a slot.
     pub max_wait: HumanDuration,
+    /// Every policy runs through this first part of the window, but requests arriving
+    /// in it are not scored and instance time is billed from its end: a trace that
+    /// starts at full rate is judged on its steady part. Zero (the default) measures
+    /// the start from zero.
+    #[serde(default)]
+    pub warmup: HumanDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -194,8 +202,17 @@ pub struct PriorityShare {
 pub struct ControlLoop {
     /// scale0's periodic decision (the EventBridge tick; its minimum rate is 1 minute).
     pub tick: HumanDuration,
+    /// When the first periodic tick comes after the start, below one tick. Every
+    /// policy decides once at time 0, then on its ticks from this phase on. Default:
+    /// drawn from the seed, so the result of one run is one draw of the phase, as it
+    /// is in production, and not tuned to a lucky alignment of ticks and bursts.
+    pub tick_phase: Option<HumanDuration>,
     /// From a worker control event (activation, pressure) to the decision it triggers.
     pub activation_latency: HumanDuration,
+    /// The worker sends at most one `activation` per deployment in this interval.
+    pub activation_interval: HumanDuration,
+    /// The worker sends at most one `pressure` per deployment in this interval.
+    pub pressure_interval: HumanDuration,
     /// Age of the queue depth and in-flight counts a decision sees.
     pub metric_delay: HumanDuration,
 }
@@ -204,13 +221,17 @@ impl Default for ControlLoop {
     fn default() -> Self {
         ControlLoop {
             tick: HumanDuration::from_secs(60),
+            tick_phase: None,
             activation_latency: HumanDuration::from_secs(1),
+            activation_interval: HumanDuration::from_secs(5),
+            pressure_interval: HumanDuration::from_secs(10),
             metric_delay: HumanDuration::ZERO,
         }
     }
 }
 
-/// Knobs of the baselines that depend on the workload rather than on their algorithm.
+/// Settings of the baselines: one table per family (`[baselines.knative]`, keys as in
+/// each family's settings in [`crate::baselines`]), and a shared target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct BaselineParams {
@@ -218,6 +239,29 @@ pub struct BaselineParams {
     /// deployment's `policy.target_utilization`, so every reactive policy aims at the
     /// same utilisation and only the algorithms differ).
     pub target_utilization: Option<f64>,
+    pub keda: toml::Table,
+    pub knative: toml::Table,
+    #[serde(rename = "aws-target-tracking")]
+    pub aws_target_tracking: toml::Table,
+    #[serde(rename = "keep-alive")]
+    pub keep_alive: toml::Table,
+    #[serde(rename = "hybrid-histogram")]
+    pub hybrid_histogram: toml::Table,
+    #[serde(rename = "always-on")]
+    pub always_on: toml::Table,
+}
+
+impl BaselineParams {
+    pub fn table(&self, family: Family) -> &toml::Table {
+        match family {
+            Family::Keda => &self.keda,
+            Family::Knative => &self.knative,
+            Family::AwsTargetTracking => &self.aws_target_tracking,
+            Family::KeepAlive => &self.keep_alive,
+            Family::HybridHistogram => &self.hybrid_histogram,
+            Family::AlwaysOn => &self.always_on,
+        }
+    }
 }
 
 mod defaults {
@@ -354,6 +398,16 @@ impl Scenario {
                 format!("baselines.target_utilization: {u} must be in (0, 1]"),
             );
         }
+        for family in Family::ALL {
+            let settings = baselines::check_settings(family, self.baselines.table(family));
+            check(settings.is_ok(), settings.err().unwrap_or_default());
+        }
+        if let Some(phase) = self.control.tick_phase {
+            check(
+                phase < self.control.tick,
+                format!("control.tick_phase: {phase} must be shorter than control.tick"),
+            );
+        }
         if let Some(names) = &self.policies {
             for n in names {
                 if let Err(e) = n.parse::<super::PolicyKind>() {
@@ -392,7 +446,7 @@ impl Scenario {
             .unwrap_or(self.deployment.policy.target_utilization)
     }
 
-    /// The pool baselines and the oracle use: the cheapest per slot (first on ties).
+    /// The pool baselines use: the cheapest per slot (first on ties).
     pub fn reference_pool(&self) -> usize {
         let pools = &self.deployment.pools;
         (0..pools.len())
@@ -401,6 +455,10 @@ impl Scenario {
                 per(a).total_cmp(&per(b)).then(a.cmp(&b))
             })
             .unwrap_or(0)
+    }
+
+    pub fn warmup(&self) -> Micros {
+        self.slo.warmup.0.as_micros() as Micros
     }
 
     /// The shortest boot any instance of `pool` can have.

@@ -1,6 +1,6 @@
 //! From a trace and a scenario to the stream of requests the engine replays.
 //!
-//! The stream is regenerated, identically, for every policy and for the oracle, rather
+//! The stream is regenerated, identically, for every policy and for the bounds, rather
 //! than stored: the whole NASA trace is 3.46 million requests, and a count series is
 //! 20 MB as counts but would be ~80 MB as requests. Service times and priorities are
 //! drawn with the arrivals, in arrival order, so every policy sees the same requests

@@ -37,12 +37,33 @@ fn same_seed_same_json() {
     "#;
     let s = scale0_sim::Scenario::from_toml_str(text).unwrap();
     let all = PolicyKind::all();
-    let a = run_scenario(&s, &trace, &all, &RunOptions::default(), &mut |_, _| {}).unwrap();
-    let b = run_scenario(&s, &trace, &all, &RunOptions::default(), &mut |_, _| {}).unwrap();
+    let a = run_scenario(
+        &s,
+        &trace,
+        &all,
+        &RunOptions::default(),
+        &mut |_, _, _, _| {},
+    )
+    .unwrap();
+    let b = run_scenario(
+        &s,
+        &trace,
+        &all,
+        &RunOptions::default(),
+        &mut |_, _, _, _| {},
+    )
+    .unwrap();
     assert_eq!(a.to_json(), b.to_json());
     let mut other = s.clone();
     other.seed = 12;
-    let c = run_scenario(&other, &trace, &all, &RunOptions::default(), &mut |_, _| {}).unwrap();
+    let c = run_scenario(
+        &other,
+        &trace,
+        &all,
+        &RunOptions::default(),
+        &mut |_, _, _, _| {},
+    )
+    .unwrap();
     assert_ne!(a.to_json(), c.to_json());
 }
 
@@ -62,9 +83,12 @@ fn bench_scenario_is_deterministic() {
     let Some((s, t)) = bench_scenario("azure-code-2023-5x-boot90.toml") else {
         return;
     };
-    let kinds = [PolicyKind::Scale0 { tick: None }, PolicyKind::Knative];
-    let a = run_scenario(&s, &t, &kinds, &RunOptions::default(), &mut |_, _| {}).unwrap();
-    let b = run_scenario(&s, &t, &kinds, &RunOptions::default(), &mut |_, _| {}).unwrap();
+    let kinds = [
+        PolicyKind::Scale0 { tick: None },
+        PolicyKind::baseline(scale0_sim::Family::Knative),
+    ];
+    let a = run_scenario(&s, &t, &kinds, &RunOptions::default(), &mut |_, _, _, _| {}).unwrap();
+    let b = run_scenario(&s, &t, &kinds, &RunOptions::default(), &mut |_, _, _, _| {}).unwrap();
     assert_eq!(a.to_json(), b.to_json());
     // An integral multiplier makes exactly five of each request.
     assert_eq!(a.requests, 8819 * 5);

@@ -3,7 +3,7 @@
 mod support;
 
 use scale0_core::duration::HumanDuration;
-use scale0_sim::{self as sim, PolicyKind, RunOptions, Workload};
+use scale0_sim::{self as sim, Family, PolicyKind, RunOptions, Workload};
 use support::{POOL, csv, run, scenario};
 
 const HOUR: &str = "[transform]\nwindow_length = \"1h\"";
@@ -32,17 +32,11 @@ fn one_request_at_zero_costs_boot_plus_service_plus_keep_alive() {
     assert_eq!((p.launches, p.served, p.cold_start_delayed), (1, 1, 1));
     assert_eq!(p.wait_max_s, 10.0);
     // Fixed keep-alive: the same boot and service, then 10 minutes.
-    let k = run(
-        &s,
-        &csv(&[0.0]),
-        &[PolicyKind::KeepAlive {
-            ttl: HumanDuration::from_secs(600),
-        }],
-    );
+    let k = run(&s, &csv(&[0.0]), &[PolicyKind::baseline(Family::KeepAlive)]);
     assert_eq!(k.policies[0].instance_seconds, 10.0 + 2.0 + 600.0);
-    // The oracle boots 10 s before the arrival (clipped at the window start: t=0) and
-    // pays the 2 s of service.
-    assert_eq!(r.oracle.instance_seconds, 2.0);
+    // The zero-wait bound boots 10 s before the arrival (clipped at the window start:
+    // t=0) and pays the 2 s of service.
+    assert_eq!(r.bounds.zero_wait_instance_seconds, 2.0);
 }
 
 #[test]
@@ -75,17 +69,55 @@ fn requests_expire_at_their_deadline_and_are_counted() {
 }
 
 #[test]
-fn always_on_never_waits_and_pays_the_whole_window() {
-    let times: Vec<f64> = (0..40).map(|i| f64::from(i) * 0.25).collect();
-    let s = scenario("", QUICK, POOL);
-    let r = run(&s, &csv(&times), &[PolicyKind::AlwaysOn]);
+fn always_on_is_sized_from_the_warmup_and_boots_in_it() {
+    // Bursts of 8 requests (2 s each) every 10 s: 8 at once → 4 instances of 2
+    // slots. Sized from the first 20 s (the warmup), launched at t=0, booting 10 s in
+    // the warmup, with the backlog of the first two bursts served by t=14: after the
+    // warmup nothing waits.
+    let times: Vec<f64> = (0..6)
+        .flat_map(|k| (0..8).map(move |i| f64::from(k) * 10.0 + f64::from(i) * 0.01))
+        .collect();
+    let mut s = scenario("", QUICK, POOL);
+    s.slo.warmup = HumanDuration::from_secs(20);
+    let r = run(&s, &csv(&times), &[PolicyKind::baseline(Family::AlwaysOn)]);
     let p = &r.policies[0];
-    // 40 requests of 2 s, one every 0.25 s: 8 at once at most → 4 instances of 2 slots.
-    assert_eq!(r.oracle.peak_concurrency, 8);
+    assert_eq!(r.bounds.peak_concurrency, 8);
     assert_eq!(p.peak_instances, 4);
-    assert_eq!((p.slo_attainment, p.wait_max_s, p.launches), (1.0, 0.0, 4));
-    // The window ends at the last arrival (9.75 s): 4 × 9.75.
-    assert_eq!(p.instance_seconds, 39.0);
+    // Scored: the 32 requests from t=20 s on. Launches in the scored window: none.
+    assert_eq!(p.requests, 32);
+    assert_eq!(
+        (p.slo_attainment, p.wait_max_s, p.launches),
+        (1.0, 0.0, 0),
+        "{p:#?}"
+    );
+    // The window ends at the last arrival (50.07 s), billed from 20 s: 4 × 30.07.
+    assert!(
+        (p.instance_seconds - 4.0 * 30.07).abs() < 1e-6,
+        "{}",
+        p.instance_seconds
+    );
+    // Without a warmup or a size it cannot be built, and says why.
+    s.slo.warmup = HumanDuration::ZERO;
+    let r = run(&s, &csv(&times), &[PolicyKind::baseline(Family::AlwaysOn)]);
+    assert!(r.policies.is_empty());
+    assert!(r.skipped[0].contains("instances"), "{:?}", r.skipped);
+}
+
+#[test]
+fn keep_alive_packs_requests_so_spare_instances_expire() {
+    // A burst of 4 at t=0 starts 2 instances (2 slots each); from t=20 on, one request
+    // every 5 s. Packed, they all land on one instance and the other expires a TTL
+    // after the burst; spread (least outstanding), both would stay warm.
+    let mut times = vec![0.0, 0.0, 0.0, 0.0];
+    times.extend((4..=60).map(|i| f64::from(i) * 5.0));
+    let s = scenario("", QUICK, POOL);
+    let kind: PolicyKind = "keep-alive@30s".parse().unwrap();
+    let r = run(&s, &csv(&times), &[kind]);
+    let p = &r.policies[0];
+    assert_eq!(p.launches, 2);
+    // One instance for the whole 300 s window, the other for boot + 2 s + 30 s TTL
+    // (give or take the 1 s expiry check).
+    assert!(p.instance_seconds < 300.0 + 45.0, "{}", p.instance_seconds);
 }
 
 #[test]
@@ -99,7 +131,7 @@ fn priorities_are_served_first() {
     let w = Workload::new(&t, &s).unwrap();
     let reqs: Vec<_> = w.requests().collect();
     assert!(reqs.iter().any(|r| r.priority == 5) && reqs.iter().any(|r| r.priority == 0));
-    let r = run(&s, &t, &[PolicyKind::AlwaysOn]);
+    let r = run(&s, &t, &["always-on{instances=1}".parse().unwrap()]);
     assert_eq!(r.policies[0].served, 20);
 }
 
@@ -126,8 +158,14 @@ fn skipping_idle_ticks_changes_nothing() {
                 tick: Some(HumanDuration::from_secs(5)),
             },
         ];
-        let skip =
-            sim::run_scenario(&s, &trace, &kinds, &RunOptions::default(), &mut |_, _| {}).unwrap();
+        let skip = sim::run_scenario(
+            &s,
+            &trace,
+            &kinds,
+            &RunOptions::default(),
+            &mut |_, _, _, _| {},
+        )
+        .unwrap();
         let full = sim::run_scenario(
             &s,
             &trace,
@@ -136,7 +174,7 @@ fn skipping_idle_ticks_changes_nothing() {
                 skip_idle_ticks: false,
                 ..RunOptions::default()
             },
-            &mut |_, _| {},
+            &mut |_, _, _, _| {},
         )
         .unwrap();
         assert_eq!(skip.to_json(), full.to_json());
@@ -155,6 +193,6 @@ fn activation_wakes_scale0_between_ticks() {
     assert_eq!(r.policies[0].wait_max_s, 11.0);
     // KEDA polls every 30 s and has no activation event: it sees the queue at t=30
     // (its queue length lags 5 s, so the t=15 poll misses it), then boots 10 s.
-    let k = run(&s, &csv(&[5.0]), &[PolicyKind::Keda]);
+    let k = run(&s, &csv(&[5.0]), &[PolicyKind::baseline(Family::Keda)]);
     assert_eq!(k.policies[0].wait_max_s, 35.0);
 }

@@ -19,14 +19,54 @@
 //! instances in service; the target is `target_utilization × slots`. Instances still
 //! warming up are not in service (a missing datapoint, which breaks a run of
 //! breaches) but count as capacity when sizing.
+//!
+//! Settings: `target_utilization`, `scale_in_cooldown`, `high_datapoints`,
+//! `low_datapoints`. Its frontier sweeps the target (AWS's docs:
+//! a lower target leaves headroom for slow-starting instances) and the scale-in
+//! cooldown.
 
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 
-use super::Ctx;
+use serde::Deserialize;
+
+use super::{Ctx, durations, grid};
 use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
 use crate::trace::{MICROS_PER_SEC, Micros};
+use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsSettings {
+    pub target_utilization: Option<f64>,
+    pub scale_in_cooldown: HumanDuration,
+    pub high_datapoints: usize,
+    pub low_datapoints: usize,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            target_utilization: None,
+            scale_in_cooldown: HumanDuration::from_secs(300),
+            high_datapoints: 3,
+            low_datapoints: 15,
+        }
+    }
+}
+
+impl AwsSettings {
+    pub fn sweep() -> Vec<toml::Table> {
+        grid(&[
+            (
+                "target_utilization",
+                [0.3, 0.5, 0.7, 0.9].map(toml::Value::Float).to_vec(),
+            ),
+            ("scale_in_cooldown", durations(&["1m", "5m"])),
+        ])
+    }
+}
 
 #[derive(Debug)]
 pub struct AwsTargetTracking {
@@ -43,14 +83,14 @@ pub struct AwsTargetTracking {
 }
 
 impl AwsTargetTracking {
-    pub fn new(ctx: Ctx) -> AwsTargetTracking {
+    pub fn new(ctx: Ctx, s: AwsSettings) -> AwsTargetTracking {
         AwsTargetTracking {
-            ctx,
+            ctx: ctx.with_utilization(s.target_utilization),
             period: secs(60.0),
-            high_datapoints: 3,
-            low_datapoints: 15,
+            high_datapoints: s.high_datapoints.max(1),
+            low_datapoints: s.low_datapoints.max(1),
             low_factor: 0.9,
-            scale_in_cooldown: secs(300.0),
+            scale_in_cooldown: s.scale_in_cooldown.0.as_micros() as Micros,
             last_scale_in: None,
             datapoints: VecDeque::new(),
             last_integral: None,
@@ -70,7 +110,7 @@ impl AwsTargetTracking {
 
 impl Autoscaler for AwsTargetTracking {
     fn name(&self) -> String {
-        "aws-target-tracking".into()
+        self.ctx.label.clone()
     }
 
     fn tick(&self) -> Micros {
@@ -78,10 +118,7 @@ impl Autoscaler for AwsTargetTracking {
     }
 
     fn wakes(&self) -> Wakes {
-        Wakes {
-            activation: false,
-            pressure: None,
-        }
+        Wakes::NONE
     }
 
     fn decide(&mut self, now: DateTime<Utc>, obs: &Observation, signals: &Signals) -> Decision {
@@ -96,7 +133,7 @@ impl Autoscaler for AwsTargetTracking {
         let capacity = self.ctx.capacity(obs);
         let datapoint = (ready > 0).then(|| avg_in_system / f64::from(ready));
         self.datapoints.push_back(datapoint);
-        while self.datapoints.len() > self.low_datapoints {
+        while self.datapoints.len() > self.low_datapoints.max(self.high_datapoints) {
             self.datapoints.pop_front();
         }
         let target = self.ctx.target;
@@ -123,7 +160,8 @@ impl Autoscaler for AwsTargetTracking {
                     now,
                     desired,
                     format!(
-                        "AlarmHigh: {latest:.2} per instance > {target:.1} for 3 min → {desired}"
+                        "AlarmHigh: {latest:.2} per instance > {target:.1} for {} min → {desired}",
+                        self.high_datapoints
                     ),
                 );
             }
@@ -144,7 +182,8 @@ impl Autoscaler for AwsTargetTracking {
                     now,
                     desired,
                     format!(
-                        "AlarmLow: {latest:.2} per instance < 90% of {target:.1} for 15 min → {desired}"
+                        "AlarmLow: {latest:.2} per instance < 90% of {target:.1} for {} min → {desired}",
+                        self.low_datapoints
                     ),
                 );
             }

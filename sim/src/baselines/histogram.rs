@@ -28,13 +28,67 @@
 //!   ends. Instances are started per request, as the platform scales out, and each is
 //!   stopped a keep-alive window after its own last request; one still booting is never
 //!   stopped except to unload before a pre-warm.
+//! - **A keep-alive floor at the boot time.** On a dense trace nearly every idle time is
+//!   0, the 99th percentile falls in the first bin and the keep-alive window comes out
+//!   at 66 s — shorter than a 90–300 s boot, so the policy churns (it then behaves
+//!   exactly as `keep-alive@66s`). The paper's windows assume a load far shorter than
+//!   any keep-alive; keeping an instance less than one boot after its last request
+//!   saves less than the next cold start costs. The keep-alive window is therefore at
+//!   least `keep_alive_floor` (default: the pool's boot time).
+//! - Requests are packed onto the busiest warm instance with a free slot, as the
+//!   platform places invocations ([`Dispatch::Packing`]).
+//!
+//! Settings: `range`, `bin`, `head_percentile`, `tail_percentile`, `margin`,
+//! `cv_threshold`, `out_of_range_threshold`, `keep_alive_floor`. Its frontier sweeps
+//! the floor and the range.
 
 use chrono::{DateTime, Utc};
 
-use super::Ctx;
-use crate::policy::{Autoscaler, Signals, Wakes, explicit, secs};
+use serde::Deserialize;
+
+use super::{Ctx, durations, grid};
+use crate::policy::{Autoscaler, Dispatch, Signals, Wakes, explicit, secs};
 use crate::trace::Micros;
+use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistogramSettings {
+    pub range: HumanDuration,
+    pub bin: HumanDuration,
+    pub head_percentile: f64,
+    pub tail_percentile: f64,
+    pub margin: f64,
+    pub cv_threshold: f64,
+    pub out_of_range_threshold: f64,
+    /// Default: the pool's boot time.
+    pub keep_alive_floor: Option<HumanDuration>,
+}
+
+impl Default for HistogramSettings {
+    fn default() -> Self {
+        HistogramSettings {
+            range: HumanDuration::from_secs(4 * 3600),
+            bin: HumanDuration::from_secs(60),
+            head_percentile: 5.0,
+            tail_percentile: 99.0,
+            margin: 0.1,
+            cv_threshold: 2.0,
+            out_of_range_threshold: 0.5,
+            keep_alive_floor: None,
+        }
+    }
+}
+
+impl HistogramSettings {
+    pub fn sweep() -> Vec<toml::Table> {
+        grid(&[
+            ("keep_alive_floor", durations(&["0s", "5m", "10m", "30m"])),
+            ("range", durations(&["1h", "4h"])),
+        ])
+    }
+}
 
 #[derive(Debug)]
 pub struct HybridHistogram {
@@ -48,23 +102,28 @@ pub struct HybridHistogram {
     margin: f64,
     cv_threshold: f64,
     oob_threshold: f64,
+    floor: Micros,
 }
 
 impl HybridHistogram {
-    pub fn new(ctx: Ctx) -> HybridHistogram {
-        let range = secs(4.0 * 3600.0);
-        let bin = secs(60.0);
+    pub fn new(ctx: Ctx, s: HistogramSettings) -> HybridHistogram {
+        let micros = |d: HumanDuration| (d.0.as_micros() as Micros).max(1);
+        let bin = micros(s.bin);
+        let bins = (micros(s.range) / bin).max(1) as usize;
         HybridHistogram {
+            floor: s
+                .keep_alive_floor
+                .map_or(ctx.boot, |f| f.0.as_micros() as Micros),
             ctx,
             bin,
-            bins: vec![0; (range / bin) as usize],
+            bins: vec![0; bins],
             in_range: 0,
             out_of_range: 0,
-            head: 0.05,
-            tail: 0.99,
-            margin: 0.1,
-            cv_threshold: 2.0,
-            oob_threshold: 0.5,
+            head: s.head_percentile / 100.0,
+            tail: s.tail_percentile / 100.0,
+            margin: s.margin,
+            cv_threshold: s.cv_threshold,
+            oob_threshold: s.out_of_range_threshold,
         }
     }
 
@@ -121,14 +180,14 @@ impl HybridHistogram {
         let bin = self.bin as f64;
         (
             (head * bin * (1.0 - self.margin)) as Micros,
-            ((tail + 1.0) * bin * (1.0 + self.margin)) as Micros,
+            (((tail + 1.0) * bin * (1.0 + self.margin)) as Micros).max(self.floor),
         )
     }
 }
 
 impl Autoscaler for HybridHistogram {
     fn name(&self) -> String {
-        "hybrid-histogram".into()
+        self.ctx.label.clone()
     }
 
     fn tick(&self) -> Micros {
@@ -136,10 +195,11 @@ impl Autoscaler for HybridHistogram {
     }
 
     fn wakes(&self) -> Wakes {
-        Wakes {
-            activation: true,
-            pressure: Some(1.0),
-        }
+        Wakes::PER_REQUEST
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::Packing
     }
 
     fn wants_idle_times(&self) -> bool {
@@ -228,7 +288,11 @@ mod tests {
             "[[deployments]]\nname = \"d\"\n[[deployments.pools]]\nname = \"p\"\nmax_instances = 2\nslots = 1\nprice_per_hour_usd = 1.0\nboot_time = \"60s\"\n",
         )
         .unwrap();
-        HybridHistogram::new(Ctx::new(&c.deployments[0], 0, 0.7))
+        let settings = HistogramSettings {
+            keep_alive_floor: Some(HumanDuration::ZERO),
+            ..HistogramSettings::default()
+        };
+        HybridHistogram::new(Ctx::new(&c.deployments[0], 0, 0.7, "h".into()), settings)
     }
 
     #[test]
@@ -248,5 +312,16 @@ mod tests {
             h.record(secs(5.0 * 3600.0));
         }
         assert_eq!(h.windows(), (0, secs(4.0 * 3600.0)));
+    }
+
+    #[test]
+    fn keep_alive_never_shorter_than_the_floor() {
+        let mut h = policy();
+        h.floor = secs(90.0);
+        // Dense: every idle time 0 → tail bin 0 → 66 s, raised to the 90 s floor.
+        for _ in 0..1000 {
+            h.record(0);
+        }
+        assert_eq!(h.windows(), (0, secs(90.0)));
     }
 }

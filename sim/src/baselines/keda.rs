@@ -26,14 +26,57 @@
 //!
 //! The target is `target_utilization × slots` requests per replica, the same
 //! utilisation the other policies aim for.
+//!
+//! Settings: `polling_interval`, `cooldown_period`, `sync_period`, `tolerance`,
+//! `scale_down_stabilization`, `metric_delay` (the management API's lag),
+//! `target_utilization`. Its frontier sweeps `cooldown_period` (KEDA's docs: raise it
+//! for workloads that are slow to start) and `polling_interval`.
 
 use chrono::{DateTime, Utc};
 use std::collections::VecDeque;
 
-use super::Ctx;
-use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
+use serde::Deserialize;
+
+use super::{Ctx, durations, grid};
+use crate::policy::{Autoscaler, Signals, Wakes, resize};
 use crate::trace::Micros;
+use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KedaSettings {
+    pub polling_interval: HumanDuration,
+    pub cooldown_period: HumanDuration,
+    pub sync_period: HumanDuration,
+    pub tolerance: f64,
+    pub scale_down_stabilization: HumanDuration,
+    pub metric_delay: HumanDuration,
+    pub target_utilization: Option<f64>,
+}
+
+impl Default for KedaSettings {
+    fn default() -> Self {
+        KedaSettings {
+            polling_interval: HumanDuration::from_secs(30),
+            cooldown_period: HumanDuration::from_secs(300),
+            sync_period: HumanDuration::from_secs(15),
+            tolerance: 0.1,
+            scale_down_stabilization: HumanDuration::from_secs(300),
+            metric_delay: HumanDuration::from_secs(5),
+            target_utilization: None,
+        }
+    }
+}
+
+impl KedaSettings {
+    pub fn sweep() -> Vec<toml::Table> {
+        grid(&[
+            ("cooldown_period", durations(&["1m", "5m", "15m"])),
+            ("polling_interval", durations(&["5s", "30s"])),
+        ])
+    }
+}
 
 #[derive(Debug)]
 pub struct Keda {
@@ -43,6 +86,9 @@ pub struct Keda {
     sync: Micros,
     tolerance: f64,
     down_window: Micros,
+    metric_delay: Micros,
+    next_poll: Micros,
+    next_sync: Micros,
     last_active: Option<Micros>,
     /// HPA proposals within the scale-down stabilization window.
     recommendations: VecDeque<(Micros, u32)>,
@@ -51,14 +97,18 @@ pub struct Keda {
 }
 
 impl Keda {
-    pub fn new(ctx: Ctx) -> Keda {
+    pub fn new(ctx: Ctx, s: KedaSettings) -> Keda {
+        let micros = |d: HumanDuration| (d.0.as_micros() as Micros).max(1);
         Keda {
-            ctx,
-            polling: secs(30.0),
-            cooldown: secs(300.0),
-            sync: secs(15.0),
-            tolerance: 0.1,
-            down_window: secs(300.0),
+            ctx: ctx.with_utilization(s.target_utilization),
+            polling: micros(s.polling_interval),
+            cooldown: micros(s.cooldown_period),
+            sync: micros(s.sync_period),
+            tolerance: s.tolerance,
+            down_window: micros(s.scale_down_stabilization),
+            metric_delay: s.metric_delay.0.as_micros() as Micros,
+            next_poll: 0,
+            next_sync: 0,
             last_active: None,
             recommendations: VecDeque::new(),
             events: VecDeque::new(),
@@ -125,22 +175,20 @@ impl Keda {
 
 impl Autoscaler for Keda {
     fn name(&self) -> String {
-        "keda".into()
+        self.ctx.label.clone()
     }
 
+    /// The HPA's sync and KEDA's polling both land on multiples of this.
     fn tick(&self) -> Micros {
-        self.sync
+        gcd(self.sync, self.polling)
     }
 
     fn wakes(&self) -> Wakes {
-        Wakes {
-            activation: false,
-            pressure: None,
-        }
+        Wakes::NONE
     }
 
     fn extra_metric_delay(&self) -> Micros {
-        secs(5.0)
+        self.metric_delay
     }
 
     fn decide(&mut self, now: DateTime<Utc>, obs: &Observation, signals: &Signals) -> Decision {
@@ -148,7 +196,16 @@ impl Autoscaler for Keda {
         let metric = (obs.queue_depth + obs.held + obs.in_flight) as f64;
         let current = self.ctx.capacity(obs);
         let spec = &self.ctx.spec;
-        if t % self.polling == 0 {
+        // Each loop runs on its own period, from the first call on.
+        let poll = t >= self.next_poll;
+        if poll {
+            self.next_poll = t + self.polling;
+        }
+        let sync = t >= self.next_sync;
+        if sync {
+            self.next_sync = t + self.sync;
+        }
+        if poll {
             let active = metric > 0.0;
             if active {
                 self.last_active = Some(t);
@@ -176,15 +233,16 @@ impl Autoscaler for Keda {
                 );
             }
         }
-        if current == 0 {
-            // The HPA does not scale a target at zero replicas.
+        if current == 0 || !sync {
+            // The HPA does not scale a target at zero replicas, and syncs on its own
+            // period.
             return resize(
                 spec,
                 self.ctx.pool,
                 obs,
                 now,
-                0,
-                "HPA: target at zero".into(),
+                current,
+                "HPA: no sync now".into(),
             );
         }
         let desired = self.hpa(t, metric, current);
@@ -197,4 +255,8 @@ impl Autoscaler for Keda {
             format!("HPA: queue length {metric} over {current} replicas → {desired}"),
         )
     }
+}
+
+fn gcd(a: Micros, b: Micros) -> Micros {
+    if b == 0 { a.max(1) } else { gcd(b, a % b) }
 }

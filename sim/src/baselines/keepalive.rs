@@ -5,6 +5,14 @@
 //! An instance is started for a request that finds no free one, and stopped once it
 //! has had no request for the keep-alive time.
 //!
+//! Requests are placed the way FaaS platforms place invocations: on a warm instance
+//! that is already busy when it has a free slot ([`Dispatch::Packing`]), so the
+//! instances a burst started go idle one by one and expire, instead of being kept warm
+//! by a least-outstanding balancer that spreads every request over all of them.
+//!
+//! Settings: `ttl` (default 10 min, AWS Lambda's). Its frontier sweeps `ttl` from one
+//! minute to an hour.
+//!
 //! Per instance: a ready instance with nothing in flight for `ttl` is stopped; one still
 //! booting is never stopped (in a FaaS platform the request that caused a cold start
 //! runs on the instance it started). The platform scales out per request: the policy
@@ -14,32 +22,55 @@
 
 use chrono::{DateTime, Utc};
 
-use super::Ctx;
-use crate::policy::{Autoscaler, Signals, Wakes, explicit, secs};
+use serde::Deserialize;
+
+use super::{Ctx, durations, grid};
+use crate::policy::{Autoscaler, Dispatch, Signals, Wakes, explicit, secs};
 use crate::trace::Micros;
 use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepAliveSettings {
+    pub ttl: HumanDuration,
+}
+
+impl Default for KeepAliveSettings {
+    fn default() -> Self {
+        KeepAliveSettings {
+            ttl: HumanDuration::from_secs(600),
+        }
+    }
+}
+
+impl KeepAliveSettings {
+    pub fn sweep() -> Vec<toml::Table> {
+        grid(&[(
+            "ttl",
+            durations(&["1m", "2m", "5m", "10m", "20m", "30m", "1h"]),
+        )])
+    }
+}
 
 #[derive(Debug)]
 pub struct KeepAlive {
     ctx: Ctx,
     ttl: Micros,
-    label: String,
 }
 
 impl KeepAlive {
-    pub fn new(ctx: Ctx, ttl: HumanDuration, label: String) -> KeepAlive {
+    pub fn new(ctx: Ctx, settings: KeepAliveSettings) -> KeepAlive {
         KeepAlive {
             ctx,
-            ttl: ttl.0.as_micros() as Micros,
-            label,
+            ttl: settings.ttl.0.as_micros() as Micros,
         }
     }
 }
 
 impl Autoscaler for KeepAlive {
     fn name(&self) -> String {
-        self.label.clone()
+        self.ctx.label.clone()
     }
 
     fn tick(&self) -> Micros {
@@ -47,10 +78,11 @@ impl Autoscaler for KeepAlive {
     }
 
     fn wakes(&self) -> Wakes {
-        Wakes {
-            activation: true,
-            pressure: Some(1.0),
-        }
+        Wakes::PER_REQUEST
+    }
+
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::Packing
     }
 
     fn decide(&mut self, now: DateTime<Utc>, obs: &Observation, signals: &Signals) -> Decision {

@@ -14,22 +14,82 @@
 //! and above by `ceil(max-scale-up-rate × readyPods)`. Panic starts (or is extended)
 //! when `ceil(panic / target) / readyPods ≥ 2`, ends a stable window after the last
 //! breach, and while panicking the count never decreases. A desired count of zero is
-//! applied only after the scale-to-zero grace period (the revision is marked inactive,
-//! the activator put in the path, and the grace waited); until then the current scale
-//! stays. A request arriving at zero reaches the activator, which reports it at once:
-//! the simulated KPA wakes on activation.
+//! applied once the activator has been in the request path for the scale-to-zero grace
+//! period (`kpa/scaler.go`, `handleScaleToZero`: the grace is how long the activator
+//! must have been in proxy mode, not an extra wait after the decision). The activator is
+//! in the path whenever the excess burst capacity is negative (`autoscaler.go`:
+//! `excessBCF = floor(readyPods × containerConcurrency − observedStable −
+//! targetBurstCapacity)`), which with the default `target-burst-capacity` of 200 holds
+//! for every fleet of these scenarios at low load, so scale to zero usually happens at
+//! once. `scale-to-zero-pod-retention-period` (default 0) keeps the last pod that long
+//! after the last non-zero decision. A request arriving at zero reaches the activator,
+//! which reports it at once: the simulated KPA wakes on activation.
+//!
+//! `scale-down-delay` (default 0; Knative's docs advise it for slow-starting revisions)
+//! holds scale-down decisions: the applied count is the maximum desired count over the
+//! delay (`autoscaler.go`, `delayWindow`).
+//!
+//! Settings (each a key of the KPA configmap, in `snake_case`): `stable_window`,
+//! `panic_window_percentage`, `panic_threshold_percentage`, `max_scale_up_rate`,
+//! `max_scale_down_rate`, `scale_to_zero_grace_period`,
+//! `scale_to_zero_pod_retention_period`, `scale_down_delay`, `target_burst_capacity`
+//! (−1: the activator always in the path), `target_utilization`. Its frontier sweeps
+//! `scale_down_delay` and `stable_window`.
 //!
 //! Here the target is `containerConcurrency × 70%` with `containerConcurrency = slots`.
 //! The windows are averaged exactly (the integral of requests in the system), where
 //! Knative averages one-second buckets reported by queue-proxies.
 
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
 use std::collections::VecDeque;
 
-use super::Ctx;
+use super::{Ctx, WindowMax, durations, grid};
 use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
 use crate::trace::{MICROS_PER_SEC, Micros};
+use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnativeSettings {
+    pub stable_window: HumanDuration,
+    pub panic_window_percentage: f64,
+    pub panic_threshold_percentage: f64,
+    pub max_scale_up_rate: f64,
+    pub max_scale_down_rate: f64,
+    pub scale_to_zero_grace_period: HumanDuration,
+    pub scale_to_zero_pod_retention_period: HumanDuration,
+    pub scale_down_delay: HumanDuration,
+    pub target_burst_capacity: f64,
+    pub target_utilization: Option<f64>,
+}
+
+impl Default for KnativeSettings {
+    fn default() -> Self {
+        KnativeSettings {
+            stable_window: HumanDuration::from_secs(60),
+            panic_window_percentage: 10.0,
+            panic_threshold_percentage: 200.0,
+            max_scale_up_rate: 1000.0,
+            max_scale_down_rate: 2.0,
+            scale_to_zero_grace_period: HumanDuration::from_secs(30),
+            scale_to_zero_pod_retention_period: HumanDuration::ZERO,
+            scale_down_delay: HumanDuration::ZERO,
+            target_burst_capacity: 200.0,
+            target_utilization: None,
+        }
+    }
+}
+
+impl KnativeSettings {
+    pub fn sweep() -> Vec<toml::Table> {
+        grid(&[
+            ("scale_down_delay", durations(&["0s", "1m", "5m", "15m"])),
+            ("stable_window", durations(&["1m", "5m"])),
+        ])
+    }
+}
 
 #[derive(Debug)]
 pub struct Knative {
@@ -40,26 +100,40 @@ pub struct Knative {
     max_scale_up_rate: f64,
     max_scale_down_rate: f64,
     grace: Micros,
+    retention: Micros,
+    scale_down_delay: Micros,
+    target_burst_capacity: f64,
     panic_time: Option<Micros>,
     max_panic_pods: u32,
-    zero_since: Option<Micros>,
+    /// Since when the activator has been in the request path.
+    activator_since: Option<Micros>,
+    last_nonzero: Option<Micros>,
+    delay_window: WindowMax,
     /// (metric time, integral of requests in the system) at each call.
     history: VecDeque<(Micros, f64)>,
 }
 
 impl Knative {
-    pub fn new(ctx: Ctx) -> Knative {
+    pub fn new(ctx: Ctx, s: KnativeSettings) -> Knative {
+        let micros = |d: HumanDuration| d.0.as_micros() as Micros;
+        let stable_window = micros(s.stable_window).max(1);
         Knative {
-            ctx,
-            stable_window: secs(60.0),
-            panic_window: secs(6.0),
-            panic_threshold: 2.0,
-            max_scale_up_rate: 1000.0,
-            max_scale_down_rate: 2.0,
-            grace: secs(30.0),
+            ctx: ctx.with_utilization(s.target_utilization),
+            stable_window,
+            panic_window: ((stable_window as f64 * s.panic_window_percentage / 100.0) as Micros)
+                .max(1),
+            panic_threshold: s.panic_threshold_percentage / 100.0,
+            max_scale_up_rate: s.max_scale_up_rate,
+            max_scale_down_rate: s.max_scale_down_rate,
+            grace: micros(s.scale_to_zero_grace_period),
+            retention: micros(s.scale_to_zero_pod_retention_period),
+            scale_down_delay: micros(s.scale_down_delay),
+            target_burst_capacity: s.target_burst_capacity,
             panic_time: None,
             max_panic_pods: 0,
-            zero_since: None,
+            activator_since: None,
+            last_nonzero: None,
+            delay_window: WindowMax::default(),
             history: VecDeque::new(),
         }
     }
@@ -97,7 +171,7 @@ impl Knative {
 
 impl Autoscaler for Knative {
     fn name(&self) -> String {
-        "knative".into()
+        self.ctx.label.clone()
     }
 
     fn tick(&self) -> Micros {
@@ -106,7 +180,7 @@ impl Autoscaler for Knative {
 
     fn wakes(&self) -> Wakes {
         Wakes {
-            activation: true,
+            activation: Some(0),
             pressure: None,
         }
     }
@@ -147,24 +221,45 @@ impl Autoscaler for Knative {
             }
             desired = self.max_panic_pods;
         }
+        if self.scale_down_delay > 0 {
+            desired = self
+                .delay_window
+                .push(now_t, desired, self.scale_down_delay);
+        }
+        // The activator is in the path while the excess burst capacity is negative.
+        let ebc =
+            f64::from(ready) * f64::from(self.ctx.slots) - stable - self.target_burst_capacity;
+        if self.target_burst_capacity < 0.0 || ebc < 0.0 {
+            self.activator_since.get_or_insert(now_t);
+        } else {
+            self.activator_since = None;
+        }
         let current = self.ctx.capacity(obs);
         let reason = format!(
             "KPA: stable {stable:.2}, panic {panic:.2}, target {target:.1}, ready {ready} → {desired}"
         );
-        if desired == 0 {
-            let since = *self.zero_since.get_or_insert(now_t);
-            if now_t - since < self.grace {
+        if desired == 0 && current > 0 {
+            let proxied = self
+                .activator_since
+                .is_some_and(|since| now_t - since >= self.grace);
+            let retained = self
+                .last_nonzero
+                .is_some_and(|t| now_t - t < self.retention);
+            if !proxied || retained {
                 return resize(
                     &self.ctx.spec,
                     self.ctx.pool,
                     obs,
                     now,
                     current,
-                    format!("{reason}; zero after the grace period"),
+                    format!(
+                        "{reason}; zero once the activator has been in the path for the grace period"
+                    ),
                 );
             }
-        } else {
-            self.zero_since = None;
+        }
+        if desired > 0 {
+            self.last_nonzero = Some(now_t);
         }
         resize(&self.ctx.spec, self.ctx.pool, obs, now, desired, reason)
     }

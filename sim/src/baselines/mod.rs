@@ -2,6 +2,13 @@
 //! faithful to its documented algorithm and defaults (the module of each cites its
 //! sources and says where the simulator had to choose).
 //!
+//! Each baseline's documented knobs are settings (`KnativeSettings`, …), deserialized
+//! from the scenario's `[baselines.<family>]` table with the policy name's inline
+//! overrides on top (`knative{scale_down_delay = "5m"}`); their defaults are the
+//! platform's documented defaults. Each family also names a `sweep` of its main knobs:
+//! the points whose Pareto set is its frontier (see [`crate::frontier`]), so a verdict
+//! never rests on one setting the platform's own docs would tell a user to change.
+//!
 //! Common ground, so only the algorithms differ:
 //! - one pool, the scenario's cheapest per slot (what a Kubernetes Deployment or an
 //!   Auto Scaling group of one instance type is);
@@ -17,13 +24,16 @@ mod keda;
 mod keepalive;
 mod knative;
 
-pub use always_on::AlwaysOn;
-pub use aws::AwsTargetTracking;
-pub use histogram::HybridHistogram;
-pub use keda::Keda;
-pub use keepalive::KeepAlive;
-pub use knative::Knative;
+pub use always_on::{AlwaysOn, AlwaysOnSettings};
+pub use aws::{AwsSettings, AwsTargetTracking};
+pub use histogram::{HistogramSettings, HybridHistogram};
+pub use keda::{Keda, KedaSettings};
+pub use keepalive::{KeepAlive, KeepAliveSettings};
+pub use knative::{Knative, KnativeSettings};
 
+use serde::de::DeserializeOwned;
+
+use crate::policy::Family;
 use scale0_core::config::Deployment;
 use scale0_core::contract::InstanceState;
 use scale0_core::policy::Observation;
@@ -39,10 +49,12 @@ pub struct Ctx {
     pub target: f64,
     /// Boot time of the pool (its configured lead time).
     pub boot: super::Micros,
+    /// The policy's name in reports (with its overrides).
+    pub label: String,
 }
 
 impl Ctx {
-    pub fn new(spec: &Deployment, pool: usize, target_utilization: f64) -> Ctx {
+    pub fn new(spec: &Deployment, pool: usize, target_utilization: f64, label: String) -> Ctx {
         let p = &spec.pools[pool];
         Ctx {
             spec: spec.clone(),
@@ -50,7 +62,16 @@ impl Ctx {
             slots: p.slots,
             target: target_utilization * f64::from(p.slots),
             boot: p.boot_time.0.as_micros() as super::Micros,
+            label,
         }
+    }
+
+    /// The per-instance target at another utilisation.
+    pub fn with_utilization(mut self, utilization: Option<f64>) -> Ctx {
+        if let Some(u) = utilization {
+            self.target = u * f64::from(self.slots);
+        }
+        self
     }
 
     fn count(&self, obs: &Observation, f: impl Fn(InstanceState) -> bool) -> u32 {
@@ -102,6 +123,77 @@ impl Ctx {
     }
 }
 
+/// A family's settings: its documented defaults, then the scenario's table, then the
+/// policy name's overrides. Errors name the field (`baselines.knative.stable_window`).
+pub fn settings<S: DeserializeOwned>(
+    family: Family,
+    scenario: &toml::Table,
+    overrides: &toml::Table,
+) -> Result<S, String> {
+    let mut merged = scenario.clone();
+    merged.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
+    serde_path_to_error::deserialize(toml::Value::Table(merged)).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            String::new()
+        } else {
+            format!(".{path}")
+        };
+        format!("baselines.{}{field}: {}", family.name(), e.into_inner())
+    })
+}
+
+/// Whether `table` is a valid settings table for `family`.
+pub fn check_settings(family: Family, table: &toml::Table) -> Result<(), String> {
+    let none = toml::Table::new();
+    match family {
+        Family::Keda => settings::<KedaSettings>(family, table, &none).map(drop),
+        Family::Knative => settings::<KnativeSettings>(family, table, &none).map(drop),
+        Family::AwsTargetTracking => settings::<AwsSettings>(family, table, &none).map(drop),
+        Family::KeepAlive => settings::<KeepAliveSettings>(family, table, &none).map(drop),
+        Family::HybridHistogram => settings::<HistogramSettings>(family, table, &none).map(drop),
+        Family::AlwaysOn => settings::<AlwaysOnSettings>(family, table, &none).map(drop),
+    }
+}
+
+/// The points of `family`'s frontier, as overrides of its settings.
+pub fn sweep(family: Family, spec: &Deployment, pool: usize) -> Vec<toml::Table> {
+    match family {
+        Family::Keda => KedaSettings::sweep(),
+        Family::Knative => KnativeSettings::sweep(),
+        Family::AwsTargetTracking => AwsSettings::sweep(),
+        Family::KeepAlive => KeepAliveSettings::sweep(),
+        Family::HybridHistogram => HistogramSettings::sweep(),
+        Family::AlwaysOn => AlwaysOnSettings::sweep(spec.pools[pool].max_instances),
+    }
+}
+
+/// One override table per point of a sweep: the cross product of `axes`.
+pub fn grid(axes: &[(&str, Vec<toml::Value>)]) -> Vec<toml::Table> {
+    let mut points = vec![toml::Table::new()];
+    for (key, values) in axes {
+        points = points
+            .into_iter()
+            .flat_map(|p| {
+                values.iter().map(move |v| {
+                    let mut q = p.clone();
+                    q.insert((*key).to_string(), v.clone());
+                    q
+                })
+            })
+            .collect();
+    }
+    points
+}
+
+/// TOML duration strings, for sweeps.
+pub fn durations(values: &[&str]) -> Vec<toml::Value> {
+    values
+        .iter()
+        .map(|v| toml::Value::String((*v).into()))
+        .collect()
+}
+
 /// A sliding-window maximum of (time, value) samples.
 #[derive(Debug, Clone, Default)]
 pub struct WindowMax {
@@ -125,6 +217,28 @@ impl WindowMax {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_layer_and_name_the_field() {
+        let scenario: toml::Table = toml::from_str("ttl = \"5m\"").unwrap();
+        let none = toml::Table::new();
+        let s: KeepAliveSettings = settings(Family::KeepAlive, &scenario, &none).unwrap();
+        assert_eq!(s.ttl.as_secs_f64(), 300.0);
+        let over: toml::Table = toml::from_str("ttl = \"1m\"").unwrap();
+        let s: KeepAliveSettings = settings(Family::KeepAlive, &scenario, &over).unwrap();
+        assert_eq!(s.ttl.as_secs_f64(), 60.0);
+        let bad: toml::Table = toml::from_str("ttl = \"soon\"\nttll = 1").unwrap();
+        let e = settings::<KeepAliveSettings>(Family::KeepAlive, &bad, &none).unwrap_err();
+        assert!(e.starts_with("baselines.keep-alive"), "{e}");
+        assert_eq!(
+            grid(&[
+                ("a", durations(&["1s", "2s"])),
+                ("b", durations(&["x", "y", "z"]))
+            ])
+            .len(),
+            6
+        );
+    }
 
     #[test]
     fn window_max_forgets_old_peaks() {

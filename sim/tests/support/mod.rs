@@ -26,6 +26,7 @@ pub fn scenario(extra: &str, policy: &str, pool: &str) -> Scenario {
         max_wait = "60s"
         [control]
         tick = "1s"
+        tick_phase = "0s"
         activation_latency = "1s"
         [deployment]
         name = "d"
@@ -59,7 +60,7 @@ pub fn csv(times: &[f64]) -> Trace {
 }
 
 pub fn run(s: &Scenario, t: &Trace, kinds: &[PolicyKind]) -> ScenarioReport {
-    sim::run_scenario(s, t, kinds, &RunOptions::default(), &mut |_, _| {}).expect("runs")
+    sim::run_scenario(s, t, kinds, &RunOptions::default(), &mut |_, _, _, _| {}).expect("runs")
 }
 
 /// `../shared/traces/<name>`, when this checkout has it.
