@@ -48,6 +48,8 @@ pub struct PoolStatus {
     pub states: BTreeMap<String, u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable_until: Option<DateTime<Utc>>,
+    /// Spot interruption warnings for the pool's instances in the last 24 hours.
+    pub interruptions_24h: u64,
 }
 
 /// The last decision, briefly.
@@ -74,6 +76,18 @@ pub struct DeploymentStatus {
     pub last_decision: Option<LastDecision>,
     /// The budgets covering the deployment, as its last decision saw them.
     pub budgets: Vec<BudgetView>,
+    /// Quotas this deployment holds vCPUs of (its last decision's commitment).
+    pub quotas: Vec<QuotaView>,
+}
+
+/// One quota's use, from the commitments every deployment published.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QuotaView {
+    pub quota: String,
+    /// vCPUs this deployment holds.
+    pub held_vcpus: u64,
+    /// vCPUs every deployment holds together.
+    pub total_vcpus: u64,
 }
 
 /// One budget's standing.
@@ -131,6 +145,27 @@ pub async fn gather(
     for (pool, until) in unavailable {
         pools.entry(pool).or_default().unavailable_until = Some(until);
     }
+    let day_ago = now - scale0_core::cost::spot::WINDOW;
+    for (name, p) in pools.iter_mut() {
+        p.interruptions_24h = store.interruptions_since(deployment, name, day_ago).await?;
+    }
+    let commitments = store.commitments().await?;
+    let quotas = commitments
+        .get(deployment)
+        .map(|own| {
+            own.quota_vcpus
+                .iter()
+                .map(|(q, &held)| QuotaView {
+                    quota: q.clone(),
+                    held_vcpus: held,
+                    total_vcpus: commitments
+                        .values()
+                        .filter_map(|c| c.quota_vcpus.get(q))
+                        .sum(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let last = store
         .recent_decisions(deployment, 1)
         .await?
@@ -172,6 +207,7 @@ pub async fn gather(
             reasons: l.decision.reasons,
         }),
         budgets,
+        quotas,
     })
 }
 
@@ -217,7 +253,17 @@ pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
         if let Some(until) = p.unavailable_until {
             let _ = write!(out, "  unavailable until {}", until.format("%H:%M:%S UTC"));
         }
+        if p.interruptions_24h > 0 {
+            let _ = write!(out, "  {} Spot interruptions in 24 h", p.interruptions_24h);
+        }
         out.push('\n');
+    }
+    for q in &s.quotas {
+        let _ = writeln!(
+            out,
+            "  quota {}: {} vCPUs held here, {} by all deployments",
+            q.quota, q.held_vcpus, q.total_vcpus
+        );
     }
     let _ = writeln!(
         out,
@@ -333,4 +379,48 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Ok(ExitCode::SUCCESS)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_shows_quota_use_and_interruptions() {
+        let mut pools = BTreeMap::new();
+        pools.insert(
+            "spot".to_string(),
+            PoolStatus {
+                desired: 2,
+                actual: 2,
+                interruptions_24h: 3,
+                ..Default::default()
+            },
+        );
+        pools.insert("ondemand".to_string(), PoolStatus::default());
+        let s = DeploymentStatus {
+            deployment: "chat".into(),
+            generation: 7,
+            pools,
+            queued: Some(0),
+            held: 0,
+            in_flight: 0,
+            cap: None,
+            last_decision: None,
+            budgets: Vec::new(),
+            quotas: vec![QuotaView {
+                quota: "g-spot".into(),
+                held_vcpus: 16,
+                total_vcpus: 40,
+            }],
+        };
+        let text = render(&s, Utc::now());
+        assert!(text.contains("3 Spot interruptions in 24 h"), "{text}");
+        assert!(
+            text.contains("quota g-spot: 16 vCPUs held here, 40 by all deployments"),
+            "{text}"
+        );
+        let ondemand = text.lines().find(|l| l.contains("ondemand")).unwrap();
+        assert!(!ondemand.contains("interruptions"), "{text}");
+    }
 }
