@@ -31,6 +31,26 @@ pub enum BenchCommand {
     Policies(PoliciesArgs),
     /// Replay the whole NASA trace with scale0's policy; report time and peak memory.
     SimSpeed(SpeedArgs),
+    /// The scaler handler's time per deployment run against Redis, with many
+    /// deployments and budgets (and without budgets, for the difference).
+    BudgetCheck(BudgetCheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BudgetCheckArgs {
+    #[arg(
+        long,
+        env = "SCALE0_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+    #[arg(long, default_value_t = 100)]
+    deployments: usize,
+    #[arg(long, default_value_t = 10)]
+    budgets: usize,
+    /// Timed scaler runs (round-robin over the deployments) per configuration.
+    #[arg(long, default_value_t = 1000)]
+    runs: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,6 +99,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<ExitCode> {
     match command {
         BenchCommand::Policies(args) => policies(args),
         BenchCommand::SimSpeed(args) => speed(args),
+        BenchCommand::BudgetCheck(args) => budget_check(args),
     }
 }
 
@@ -673,4 +694,110 @@ mod tests {
             format!("# scale0 benchmarks\n\n{POLICIES_SECTION}\n\nx\n")
         );
     }
+}
+
+/// A config of `n` deployments (one pool each) and `budgets`
+/// budgets: budget `i` covers the deployments whose index is `i` modulo `budgets`,
+/// and the last covers every deployment.
+fn budget_check_config(prefix: &str, n: usize, budgets: usize) -> String {
+    let mut toml = String::new();
+    let names: Vec<String> = (0..n).map(|i| format!("{prefix}-{i}")).collect();
+    for b in 0..budgets {
+        let scope = if b + 1 == budgets {
+            String::new()
+        } else {
+            let list: Vec<String> = names
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| i % budgets.max(1) == b)
+                .map(|(_, n)| format!("\"{n}\""))
+                .collect();
+            format!("deployments = [{}]", list.join(", "))
+        };
+        toml.push_str(&format!(
+            "[[budgets]]\nname = \"b{b}\"\n{scope}\nperiod = \"daily\"\nlimit_usd = 100000.0\n\n"
+        ));
+    }
+    for name in &names {
+        toml.push_str(&format!(
+            "[[deployments]]\nname = \"{name}\"\n[[deployments.pools]]\nname = \"gpu\"\n\
+             max_instances = 4\nslots = 4\nprice_per_hour_usd = 1.0\nboot_time = \"60s\"\n\n"
+        ));
+    }
+    toml
+}
+
+fn budget_check(args: BudgetCheckArgs) -> anyhow::Result<ExitCode> {
+    use scale0_functions::broker::FixedQueueDepth;
+    use scale0_functions::events::{ScalerEvent, Wake};
+    use scale0_functions::provider::fake::FakeProvider;
+    use std::sync::Arc;
+
+    let rt = crate::status::runtime()?;
+    rt.block_on(async {
+        let mut lines = Vec::new();
+        for budgets in [0, args.budgets] {
+            let prefix = format!("bench-budget-{}-{budgets}", std::process::id());
+            let config = scale0_core::config::Config::load(&budget_check_config(
+                &prefix,
+                args.deployments,
+                budgets,
+            ))
+            .map_err(|e| anyhow!("bench config: {e}"))?;
+            let store = crate::status::connect(&args.redis_url)
+                .await?
+                .with_ledger_namespace(&format!("{prefix}-ledger"));
+            let queue = FixedQueueDepth::new();
+            for d in &config.deployments {
+                queue.set(&scale0_core::contract::request_queue(&d.name), 6);
+            }
+            let names: Vec<String> = config.deployments.iter().map(|d| d.name.clone()).collect();
+            let deps = scale0_functions::Deps::new(
+                config,
+                store.clone(),
+                Arc::new(FakeProvider::by_count()),
+                Arc::new(queue),
+            );
+            let wake = |d: &str| {
+                ScalerEvent::Wake(Wake {
+                    deployments: vec![d.to_string()],
+                    trigger: "bench".into(),
+                    id: None,
+                    sweep: false,
+                })
+            };
+            // Every deployment decides once (launches, commitments published), then the
+            // timed runs.
+            for d in &names {
+                scale0_functions::scaler::scaler(wake(d), &deps).await?;
+            }
+            let mut ms = Vec::with_capacity(args.runs);
+            for i in 0..args.runs {
+                let t = Instant::now();
+                scale0_functions::scaler::scaler(wake(&names[i % names.len()]), &deps).await?;
+                ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            ms.sort_by(f64::total_cmp);
+            let pct = |p: f64| scale0_core::percentile::of_sorted(&ms, p).unwrap_or(0.0);
+            lines.push(format!(
+                "| {} | {budgets} | {} | {:.2} | {:.2} | {:.2} |",
+                args.deployments,
+                args.runs,
+                pct(0.5),
+                pct(0.99),
+                ms.last().copied().unwrap_or(0.0)
+            ));
+            store.forget_ledger().await?;
+            for d in &names {
+                store.forget_deployment(d).await?;
+            }
+        }
+        println!("| deployments | budgets | runs | p50 ms | p99 ms | max ms |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        for l in lines {
+            println!("{l}");
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
