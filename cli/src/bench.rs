@@ -672,30 +672,6 @@ fn splice_section(old: &str, heading: &str, section: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splices_only_its_section() {
-        let old = "# scale0 benchmarks\n\nintro\n\n## Decision core\n\nkeep me\n\n## Simulator speed\n\nold figures\n\n## Worker\n\nkeep me too\n";
-        let new = splice_section(old, SPEED_SECTION, "## Simulator speed\n\nnew figures\n");
-        assert_eq!(
-            new,
-            "# scale0 benchmarks\n\nintro\n\n## Decision core\n\nkeep me\n\n## Simulator speed\n\nnew figures\n\n## Worker\n\nkeep me too\n"
-        );
-        let appended = splice_section(
-            "# scale0 benchmarks\n",
-            POLICIES_SECTION,
-            &format!("{POLICIES_SECTION}\n\nx\n"),
-        );
-        assert_eq!(
-            appended,
-            format!("# scale0 benchmarks\n\n{POLICIES_SECTION}\n\nx\n")
-        );
-    }
-}
-
 /// A config of `n` deployments (one pool each) and `budgets`
 /// budgets: budget `i` covers the deployments whose index is `i` modulo `budgets`,
 /// and the last covers every deployment.
@@ -800,4 +776,28 @@ fn budget_check(args: BudgetCheckArgs) -> anyhow::Result<ExitCode> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splices_only_its_section() {
+        let old = "# scale0 benchmarks\n\nintro\n\n## Decision core\n\nkeep me\n\n## Simulator speed\n\nold figures\n\n## Worker\n\nkeep me too\n";
+        let new = splice_section(old, SPEED_SECTION, "## Simulator speed\n\nnew figures\n");
+        assert_eq!(
+            new,
+            "# scale0 benchmarks\n\nintro\n\n## Decision core\n\nkeep me\n\n## Simulator speed\n\nnew figures\n\n## Worker\n\nkeep me too\n"
+        );
+        let appended = splice_section(
+            "# scale0 benchmarks\n",
+            POLICIES_SECTION,
+            &format!("{POLICIES_SECTION}\n\nx\n"),
+        );
+        assert_eq!(
+            appended,
+            format!("# scale0 benchmarks\n\n{POLICIES_SECTION}\n\nx\n")
+        );
+    }
 }
