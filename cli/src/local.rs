@@ -68,6 +68,14 @@ pub struct Args {
     /// How long workers may take to finish in-flight requests at shutdown.
     #[arg(long, default_value = "30s")]
     drain_timeout: HumanDuration,
+    /// A provider fault: every this long, reclaim one ready instance of a Spot pool as
+    /// EC2 does — the documented "EC2 Spot Instance Interruption Warning" to the
+    /// lifecycle handler, then the instance stopped after `--spot-notice`.
+    #[arg(long)]
+    spot_reclaim_every: Option<HumanDuration>,
+    /// The notice between the warning and the reclaim (EC2 gives two minutes).
+    #[arg(long, default_value = "2m")]
+    spot_notice: HumanDuration,
 }
 
 /// Where a line of the stack's own timeline goes.
@@ -86,6 +94,8 @@ pub struct LocalOptions {
     /// Extra flags for every worker process.
     pub worker_args: Vec<String>,
     pub report: Reporter,
+    /// Reclaim a ready Spot instance every `.0`, with `.1` of notice (a fault).
+    pub spot_reclaim: Option<(Duration, Duration)>,
 }
 
 impl LocalOptions {
@@ -106,6 +116,7 @@ impl LocalOptions {
                 .unwrap_or_else(|_| DEFAULT_REDIS_URL.into()),
             worker_args: Vec::new(),
             report,
+            spot_reclaim: None,
         })
     }
 }
@@ -140,6 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     options.workers = args.workers;
     options.tick = args.tick.0;
     options.drain_timeout = args.drain_timeout.0;
+    options.spot_reclaim = args.spot_reclaim_every.map(|e| (e.0, args.spot_notice.0));
     tokio::runtime::Runtime::new()?.block_on(async move {
         let stack = LocalStack::start(options).await?;
         (stack.report)("running; Ctrl-C or SIGTERM stops everything");
@@ -221,7 +233,7 @@ impl LocalStack {
                 ))
             })
             .collect();
-        let triggers = vec![
+        let mut triggers = vec![
             tokio::spawn(tick_loop(
                 deps.clone(),
                 options.tick,
@@ -236,6 +248,15 @@ impl LocalStack {
             )),
             tokio::spawn(schedule_loop(deps.clone(), stopped.clone(), report.clone())),
         ];
+        if let Some((every, notice)) = options.spot_reclaim {
+            triggers.push(tokio::spawn(spot_reclaim_loop(
+                deps.clone(),
+                every,
+                notice,
+                stopped.clone(),
+                report.clone(),
+            )));
+        }
         Ok(LocalStack {
             deps,
             store,
@@ -357,6 +378,89 @@ async fn run_scaler(
             report(&format!("scaler: {e}"));
             Err(e)
         }
+    }
+}
+
+/// The Spot fault: EC2's interruption warning for the oldest ready Spot instance,
+/// through the same lifecycle handler as in AWS, then the instance stopped after the
+/// notice whatever it is doing.
+async fn spot_reclaim_loop(
+    deps: Deps,
+    every: Duration,
+    notice: Duration,
+    mut stop: watch::Receiver<bool>,
+    report: Reporter,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.tick().await;
+    let mut n = 0u64;
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = interval.tick() => {}
+        }
+        let mut victim = None;
+        for spec in &deps.config.deployments {
+            let spot: Vec<&str> = spec
+                .pools
+                .iter()
+                .filter(|p| p.capacity_type == scale0_core::config::CapacityType::Spot)
+                .map(|p| p.name.as_str())
+                .collect();
+            let Ok(records) = deps.store.instances(&spec.name).await else {
+                continue;
+            };
+            if let Some(r) = records
+                .into_iter()
+                .filter(|r| {
+                    r.state == scale0_core::contract::InstanceState::Ready
+                        && spot.contains(&r.pool.as_str())
+                })
+                .min_by_key(|r| (r.launched_at, r.id.clone()))
+            {
+                victim = Some((spec.clone(), r));
+                break;
+            }
+        }
+        let Some((spec, record)) = victim else {
+            continue;
+        };
+        n += 1;
+        let event = serde_json::json!({
+            "version": "0",
+            "id": format!("local-spot-{}-{n}", std::process::id()),
+            "detail-type": "EC2 Spot Instance Interruption Warning",
+            "source": "aws.ec2",
+            "account": "000000000000",
+            "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "region": "local",
+            "resources": [format!("arn:aws:ec2:local:000000000000:instance/{}", record.id)],
+            "detail": {"instance-id": record.id, "instance-action": "terminate"}
+        });
+        match scale0_functions::lifecycle::handle_json(event, &deps).await {
+            Ok(out) => report(&format!(
+                "spot fault: interruption warning for {} ({}); reclaimed in {}",
+                record.id,
+                out.detail,
+                HumanDuration::from(notice)
+            )),
+            Err(e) => report(&format!("spot fault: lifecycle handler: {e}")),
+        }
+        let deps = deps.clone();
+        let report = report.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(notice).await;
+            match deps.provider.stop(&spec, &record).await {
+                Ok(()) => {
+                    let _ = deps
+                        .store
+                        .mark_terminated(&spec.name, &record.id, Utc::now())
+                        .await;
+                    report(&format!("spot fault: {} reclaimed", record.id));
+                }
+                Err(e) => report(&format!("spot fault: reclaiming {}: {e}", record.id)),
+            }
+        });
     }
 }
 
