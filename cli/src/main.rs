@@ -11,6 +11,7 @@ mod local;
 mod schedules;
 mod simulate;
 mod status;
+mod terraform_vars;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,9 @@ enum Command {
     /// A scripted two-minute story on this machine: cold start, scale-out, scale to
     /// zero, a scheduled floor, shedding. Exits 0 only if everything happened.
     Demo(demo::Args),
+    /// Render a configuration into the Terraform modules' inputs (JSON, with the
+    /// configuration's sha256), or --check a rendered file against it.
+    TerraformVars(terraform_vars::Args),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +75,7 @@ fn main() -> ExitCode {
         Command::Local(args) => local::run(args),
         Command::Load(args) => load::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::TerraformVars(args) => terraform_vars::run(args),
     };
     match result {
         Ok(code) => code,
