@@ -80,6 +80,11 @@ variable "deployments" {
   }
 
   validation {
+    condition     = alltrue(flatten([for d in values(var.deployments) : [for p in values(d.pools) : p.instance_type != null && p.instance_type != ""]]))
+    error_message = "deployments: every pool needs an instance_type in AWS (its launch template's type)."
+  }
+
+  validation {
     condition     = alltrue(flatten([for d in values(var.deployments) : [for p in values(d.pools) : contains(["on-demand", "spot"], p.capacity_type)]]))
     error_message = "deployments: a pool's capacity_type is \"on-demand\" or \"spot\"."
   }
@@ -120,7 +125,7 @@ variable "deployments" {
   validation {
     condition = alltrue(flatten([for d in values(var.deployments) : [for s in values(d.schedules) : (
       can(regex("^cron\\((?:[0-9*,/-]+) (?:[0-9*,/-]+) (?:[0-9*,/?LW-]+) (?:(?:[0-9]+|JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC|[*,/-])+) (?:(?:[0-9]+|SUN|MON|TUE|WED|THU|FRI|SAT|[*,/?L#-])+) (?:[0-9*,/-]+)\\)$", s.expression))
-      || can(regex("^rate\\((?:1 (?:minute|hour|day)|[1-9][0-9]* (?:minutes|hours|days))\\)$", s.expression))
+      || can(regex("^rate\\((?:1 (?:minute|hour|day)|(?:[2-9]|[1-9][0-9]+) (?:minutes|hours|days))\\)$", s.expression))
       || can(regex("^at\\([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\)$", s.expression))
     )]]))
     error_message = "deployments: a schedule expression is EventBridge Scheduler syntax: cron(minutes hours day-of-month month day-of-week year), rate(5 minutes) (singular for 1) or at(2026-12-24T18:00:00)."
