@@ -53,6 +53,9 @@ fn every_example_rendering_matches_its_configuration() {
     );
 }
 
+/// A drift case: what it is, how it changes the rendering, what the diff must name.
+type DriftCase = (&'static str, fn(&mut serde_json::Value), &'static str);
+
 /// The drift the test exists for, each kind once, on the complete example: the diff
 /// names it.
 #[test]
@@ -61,7 +64,7 @@ fn drift_of_each_kind_is_named() {
     let source = std::fs::read(dir.join("scale0.toml")).unwrap();
     let config = Config::load_bytes(&source).unwrap();
     let rendered = scale0_terraform::render(&config, &source);
-    let cases: [(&str, fn(&mut serde_json::Value), &str); 5] = [
+    let cases: [DriftCase; 5] = [
         (
             "a pool only in the configuration",
             |v| {
