@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use common::*;
 use scale0_core::contract::InstanceState;
+use scale0_testkit::redis::PrivateRedis;
 
 /// Count replies per correlation id.
 fn tally(replies: &[ReplyMsg]) -> BTreeMap<String, usize> {
@@ -185,57 +186,16 @@ async fn a_worker_killed_with_sigkill_loses_nothing() {
     cleanup(&d).await;
 }
 
-/// A Redis of this test's own, stopped on drop.
-struct PrivateRedis {
-    child: std::process::Child,
-    url: String,
-}
-
-impl PrivateRedis {
-    fn start() -> PrivateRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for this test (infra/local/services.sh installs it)");
-        PrivateRedis {
-            child,
-            url: format!("redis://127.0.0.1:{port}"),
+/// Run commands in order on one connection to `url`.
+async fn redis_cmds(url: &str, commands: &[&[&str]]) {
+    let client = redis::Client::open(url).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    for args in commands {
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
         }
-    }
-
-    /// Run commands in order on one connection.
-    async fn cmds(&self, commands: &[&[&str]]) {
-        let client = redis::Client::open(self.url.as_str()).unwrap();
-        let mut c = client.get_multiplexed_async_connection().await.unwrap();
-        for args in commands {
-            let mut cmd = redis::cmd(args[0]);
-            for a in &args[1..] {
-                cmd.arg(*a);
-            }
-            let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _: redis::Value = cmd.query_async(&mut c).await.unwrap();
     }
 }
 
@@ -246,17 +206,9 @@ impl Drop for PrivateRedis {
 #[tokio::test]
 async fn redis_connections_lost_mid_flight_lose_nothing() {
     let redis = PrivateRedis::start();
-    let mut store = None;
-    for _ in 0..100 {
-        if let Ok(s) =
-            scale0_state::Store::connect_with_timeout(&redis.url, Duration::from_millis(200)).await
-        {
-            store = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let store = store.expect("the private redis-server starts");
+    let store = scale0_state::Store::connect_with_timeout(&redis.url(), Duration::from_secs(2))
+        .await
+        .expect("the private redis-server answers");
     let d = unique("redis-loss");
     let config = config(
         &d,
@@ -277,12 +229,14 @@ async fn redis_connections_lost_mid_flight_lose_nothing() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Drop every other connection, then stop answering anyone for 1.5 s.
-    redis
-        .cmds(&[
+    redis_cmds(
+        &redis.url(),
+        &[
             &["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"],
             &["CLIENT", "PAUSE", "1500", "ALL"],
-        ])
-        .await;
+        ],
+    )
+    .await;
 
     let mut got = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

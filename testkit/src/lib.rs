@@ -11,7 +11,8 @@
 //!   with `openssl`, and a second, unrelated CA to be refused;
 //! - [`rabbitmq`]: a private RabbitMQ node (own name, ports, config and data
 //!   directory) with a TLS listener, leaving the shared broker on 5672 untouched;
-//! - [`redis`]: a private `redis-server` on a free port, plain or TLS.
+//! - [`redis`]: a private `redis-server` on a free port: plain, persistent (an
+//!   append-only file that survives SIGKILL) or TLS.
 //!
 //! Tests that need a service fail with a message naming it, never hang.
 

@@ -10,7 +10,8 @@
 //!   `cargo test --workspace` build them all first);
 //! - [`Vhost`]: a RabbitMQ virtual host per test, so two stacks never consume each
 //!   other's control events, and connections can be closed for one test only;
-//! - [`PrivateRedis`]: a `redis-server` of a test's own, which it may restart;
+//! - [`PrivateRedis`], [`scratch`], [`free_port`]: re-exported from `scale0-testkit`,
+//!   the harness every crate's tests share;
 //! - [`Stack`]: `scale0 local` in a directory of its own, stopped with SIGTERM;
 //! - [`load`]: `scale0 load --json`, returning its report;
 //! - [`activation_trials`]: first request at zero → the provider's start call, timed
@@ -19,11 +20,12 @@
 //! Tests that need RabbitMQ or Redis fail with a message naming the missing service.
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use scale0_testkit::redis::PrivateRedis;
+pub use scale0_testkit::{free_port, scratch};
 use serde_json::Value;
 
 /// A binary of the workspace, next to the running test executable.
@@ -42,14 +44,6 @@ pub fn bin(name: &str) -> PathBuf {
         path.display()
     );
     path
-}
-
-/// A directory of the test's own under the system temp dir, emptied first.
-pub fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("scale0-e2e-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create a scratch directory");
-    dir
 }
 
 /// Run a command to completion; panic with its output when it fails.
@@ -123,13 +117,6 @@ impl Drop for Vhost {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// The shared Redis every test may use (distinct deployment names keep them apart).
 pub fn shared_redis_url() -> String {
     assert!(
@@ -137,85 +124,6 @@ pub fn shared_redis_url() -> String {
         "Redis is not answering on 127.0.0.1:6379: run infra/local/services.sh"
     );
     "redis://127.0.0.1:6379".into()
-}
-
-/// A `redis-server` of the test's own, on a free port; killed when dropped. It keeps
-/// an append-only file (fsync every second), as the local stack's Redis does, so what
-/// it acknowledged survives a restart of the process.
-#[derive(Debug)]
-pub struct PrivateRedis {
-    pub port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    pub fn start() -> PrivateRedis {
-        let port = free_port();
-        let mut r = PrivateRedis {
-            port,
-            dir: scratch(&format!("redis-{port}")),
-            child: None,
-        };
-        r.spawn();
-        r
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (installed by infra/local/services.sh)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let ping = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string(), "ping"])
-                .output();
-            if ping.is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG")) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("private redis-server on port {} did not answer", self.port);
-    }
-
-    /// Kill it (SIGKILL) and start it again on the same port; it reloads its
-    /// append-only file.
-    pub fn restart(&mut self) {
-        self.kill();
-        self.spawn();
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Send a signal with kill(1).

@@ -1,8 +1,8 @@
 //! Chaos: requests flow through the whole stack while a fault script SIGKILLs queue
 //! workers, SIGKILLs instance processes, closes every broker connection of the stack's
 //! vhost (`rabbitmqctl close_connection`) and SIGKILLs and restarts Redis (which runs
-//! with an append-only file, as the local stack's does, so the registry, leases, claims
-//! and done records survive it). At the producer, every request must get exactly one
+//! with an append-only file fsynced on every write, so the registry, leases, claims and
+//! done records it acknowledged survive it). At the producer, every request must get exactly one
 //! terminal reply — `ok`, `shed`, `expired` or `failed` — none missing and none twice.
 //!
 //! `make test` runs 1,000 requests with at least three faults of each kind;
@@ -36,7 +36,7 @@ fn every_request_gets_exactly_one_terminal_reply_under_faults() {
     // About 33 requests a second, at least 30 s: room for three rounds of faults.
     let over = Duration::from_secs((requests / 33).max(30));
     let vhost = Vhost::create("chaos");
-    let mut redis = PrivateRedis::start();
+    let mut redis = PrivateRedis::start_persistent();
     let dir = scratch("chaos");
     let deployment = format!("e2e-chaos-{}", std::process::id());
     let config = format!(
