@@ -3,7 +3,7 @@
 #   make test   every test, against real RabbitMQ and Redis (started if needed)
 CARGO ?= cargo
 
-.PHONY: demo test test-long services lint bench build
+.PHONY: demo test test-long services lint bench build lambda-zips lambdas
 
 services:
 	infra/local/services.sh
@@ -30,3 +30,17 @@ lint:
 
 bench:
 	$(CARGO) bench -p scale0-core --bench decide
+
+# The four Lambda packages terraform/examples/* deploy, target/lambda/scale0-<function>.zip
+# (`bootstrap` at the root): a release build, stripped (profile `lambda`), then zipped.
+# For arm64 functions: make lambda-zips LAMBDA_TARGET=aarch64-unknown-linux-gnu (that
+# target installed, with a linker for it) and architecture = "arm64" in Terraform.
+LAMBDA_TARGET ?=
+LAMBDA_BINS := scale0-scaler scale0-scheduler scale0-lifecycle scale0-budget
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
+lambda-zips:
+	$(CARGO) build --profile lambda -p scale0-functions $(addprefix --bin ,$(LAMBDA_BINS)) $(if $(LAMBDA_TARGET),--target $(LAMBDA_TARGET))
+	$(CARGO) run -q -p scale0 -- package-lambdas --bin-dir $(TARGET_DIR)/$(if $(LAMBDA_TARGET),$(LAMBDA_TARGET)/)lambda --out $(TARGET_DIR)/lambda
+
+lambdas: lambda-zips

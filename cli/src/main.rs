@@ -8,6 +8,7 @@ mod demo;
 mod explain;
 mod load;
 mod local;
+mod package_lambdas;
 mod schedules;
 mod simulate;
 mod status;
@@ -61,6 +62,9 @@ enum Command {
     /// Render a configuration into the Terraform modules' inputs (JSON, with the
     /// configuration's sha256), or --check a rendered file against it.
     TerraformVars(terraform_vars::Args),
+    /// Zip the built Lambda binaries into the packages Terraform deploys
+    /// (scale0-<function>.zip, `bootstrap` at the root); `make lambda-zips` runs it.
+    PackageLambdas(package_lambdas::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Command::Load(args) => load::run(args),
         Command::Demo(args) => demo::run(args),
         Command::TerraformVars(args) => terraform_vars::run(args),
+        Command::PackageLambdas(args) => package_lambdas::run(args),
     };
     match result {
         Ok(code) => code,

@@ -29,7 +29,7 @@ module "pools" {
   user_data          = templatefile("${path.module}/model-server.sh.tftpl", { deployment = each.value.deployment })
   subnet_ids         = var.private_subnet_ids
   security_group_ids = [aws_security_group.instances.id]
-  ebs_kms_key_arn    = aws_kms_key.scale0.arn
+  ebs_kms_key_arn    = module.kms.key_arn
 }
 
 module "broker" {
@@ -38,7 +38,7 @@ module "broker" {
   subnet_ids         = var.private_subnet_ids
   security_group_ids = [aws_security_group.broker.id]
   password           = var.broker_password
-  kms_key_arn        = aws_kms_key.scale0.arn
+  kms_key_arn        = module.kms.key_arn
 }
 
 module "state" {
@@ -47,7 +47,7 @@ module "state" {
   subnet_ids         = var.private_subnet_ids
   security_group_ids = [aws_security_group.redis.id]
   auth_token         = var.redis_auth_token
-  kms_key_arn        = aws_kms_key.scale0.arn
+  kms_key_arn        = module.kms.key_arn
 }
 
 module "control_plane" {
@@ -64,7 +64,7 @@ module "control_plane" {
   asg_names                     = module.config.asg_names
   asg_arns                      = [for p in module.pools : p.asg_arn]
   deployment_names              = module.config.deployment_names
-  kms_key_arn                   = aws_kms_key.scale0.arn
+  kms_key_arn                   = module.kms.key_arn
 }
 
 module "schedules" {
@@ -73,7 +73,7 @@ module "schedules" {
   schedules             = module.config.schedules
   function_arn          = module.control_plane.function_arns["scheduler"]
   dead_letter_queue_arn = module.control_plane.dead_letter_queue_arn
-  kms_key_arn           = aws_kms_key.scale0.arn
+  kms_key_arn           = module.kms.key_arn
 }
 
 module "budgets" {
@@ -82,7 +82,7 @@ module "budgets" {
   budgets       = module.config.aws_budgets
   function_name = module.control_plane.function_names["budget"]
   function_arn  = module.control_plane.function_arns["budget"]
-  kms_key_arn   = aws_kms_key.scale0.arn
+  kms_key_arn   = module.kms.key_arn
 }
 
 module "quotas" {
@@ -99,7 +99,7 @@ module "worker" {
   config_sha256        = sha256(module.config.config_toml)
   amqp_url             = module.broker.amqp_url
   redis_url            = module.state.redis_url
-  kms_key_arn          = aws_kms_key.scale0.arn
+  kms_key_arn          = module.kms.key_arn
   subnet_ids           = var.private_subnet_ids
   security_group_ids   = [aws_security_group.worker.id]
 }

@@ -9,6 +9,7 @@ resource "aws_security_group" "functions" {
 }
 
 resource "aws_security_group" "worker" {
+  # checkov:skip=CKV2_AWS_5:Attached to the worker's ECS service through module.worker (security_group_ids, network_configuration); checkov's graph does not follow the list into the module.
   name_prefix = "scale0-worker-"
   description = "scale0 queue workers"
   vpc_id      = var.vpc_id

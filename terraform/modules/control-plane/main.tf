@@ -54,78 +54,30 @@ locals {
     }
   }
 
-  kms_key_arn = var.kms_key_arn == null ? aws_kms_key.this[0].arn : var.kms_key_arn
+  kms_key_arn = var.kms_key_arn == null ? module.kms[0].key_arn : var.kms_key_arn
   # The parameter tiers: Standard holds 4 KB, Advanced 8 KB.
   config_tier = length(var.config_toml) > 4096 ? "Advanced" : "Standard"
 }
 
 # --- KMS ------------------------------------------------------------------------------
 
-resource "aws_kms_key" "this" {
-  count = var.kms_key_arn == null ? 1 : 0
+module "kms" {
+  source = "../kms"
+  count  = var.kms_key_arn == null ? 1 : 0
 
-  description             = "${var.name_prefix}: configuration, function environments, logs, budget notifications"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.key_policy.json
-  tags                    = var.tags
+  name        = var.name_prefix
+  description = "${var.name_prefix}: configuration, function environments, logs, budget notifications"
+  tags        = var.tags
 }
 
-resource "aws_kms_alias" "this" {
-  count = var.kms_key_arn == null ? 1 : 0
-
-  name          = "alias/${var.name_prefix}"
-  target_key_id = aws_kms_key.this[0].key_id
+moved {
+  from = aws_kms_key.this[0]
+  to   = module.kms[0].aws_kms_key.this
 }
 
-# In a key policy `*` is the key itself.
-data "aws_iam_policy_document" "key_policy" {
-  statement {
-    sid = "AccountAdministersTheKey"
-    actions = [
-      "kms:CancelKeyDeletion", "kms:CreateAlias", "kms:CreateGrant", "kms:Decrypt",
-      "kms:DeleteAlias", "kms:DescribeKey", "kms:DisableKey", "kms:EnableKey",
-      "kms:EnableKeyRotation", "kms:Encrypt", "kms:GenerateDataKey", "kms:GetKeyPolicy",
-      "kms:GetKeyRotationStatus", "kms:ListGrants", "kms:ListResourceTags",
-      "kms:PutKeyPolicy", "kms:RetireGrant", "kms:RevokeGrant", "kms:ScheduleKeyDeletion",
-      "kms:TagResource", "kms:UntagResource", "kms:UpdateAlias", "kms:UpdateKeyDescription",
-    ]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
-    }
-  }
-
-  statement {
-    sid       = "CloudWatchLogsEncryptsTheLogGroups"
-    actions   = ["kms:Encrypt", "kms:Decrypt", "kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKey", "kms:DescribeKey"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${local.region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:*"]
-    }
-  }
-
-  statement {
-    sid       = "BudgetsPublishToTheEncryptedTopic"
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["budgets.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
+moved {
+  from = aws_kms_alias.this[0]
+  to   = module.kms[0].aws_kms_alias.this
 }
 
 # --- Configuration --------------------------------------------------------------------
@@ -143,6 +95,7 @@ resource "aws_ssm_parameter" "config" {
 # --- Logs and dead letters ------------------------------------------------------------
 
 resource "aws_cloudwatch_log_group" "function" {
+  # checkov:skip=CKV_AWS_338:Retention is the deployer's input (log_retention_days, default 30): these are operational logs, the decisions they explain are also kept in Redis, and a year of them is a cost the deployer chooses.
   for_each = local.functions
 
   name              = "/aws/lambda/${var.name_prefix}-${each.key}"

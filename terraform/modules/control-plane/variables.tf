@@ -172,7 +172,7 @@ variable "deployment_names" {
 }
 
 variable "kms_key_arn" {
-  description = "KMS key for the parameter, the functions' environment and log groups; null creates one (with a policy that also lets CloudWatch Logs, SNS for AWS Budgets and EventBridge use it)."
+  description = "KMS key for the parameter, the functions' environment and log groups; null creates one with module `kms` (its policy also lets CloudWatch Logs and AWS Budgets use it)."
   type        = string
   default     = null
 }

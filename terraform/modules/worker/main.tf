@@ -26,6 +26,7 @@ resource "aws_ssm_parameter" "redis_url" {
 }
 
 resource "aws_cloudwatch_log_group" "this" {
+  # checkov:skip=CKV_AWS_338:Retention is the deployer's input (log_retention_days, default 30): operational logs of the queue worker, and a year of them is a cost the deployer chooses.
   name              = "/ecs/${var.name}"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
