@@ -497,7 +497,7 @@ fn speed(args: SpeedArgs) -> anyhow::Result<ExitCode> {
     let mut scenario = Scenario::from_toml_str(SPEED_SCENARIO)
         .map_err(|e| anyhow!("built-in speed scenario: {e}"))?;
     scenario.trace.path = args.trace.display().to_string();
-    let kind = PolicyKind::Scale0 { tick: Some(tick) };
+    let kind = PolicyKind::scale0(Some(tick));
     let mut parse_times = Vec::new();
     let mut replay_times = Vec::new();
     let mut last = None;

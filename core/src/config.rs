@@ -395,6 +395,12 @@ pub struct Policy {
     pub max_scale_down_rate: f64,
     /// Idle time (no backlog, nothing in flight, no arrivals) before scaling to zero.
     pub scale_to_zero_grace: HumanDuration,
+    /// Share of requests allowed to wait for a boot, in (0, 1), e.g. `0.01`. When set,
+    /// the keep-alive after the last request is learned from the deployment's idle
+    /// gaps (the shortest that would have kept this share over the history) and
+    /// replaces `scale_to_zero_grace`, which stays the fallback until there is 6 h of
+    /// history. Unset, the grace applies.
+    pub cold_start_budget: Option<f64>,
     /// An instance not ready this long after launch is replaced.
     pub boot_timeout: HumanDuration,
     /// A draining instance is stopped at the latest this long after draining began.
@@ -522,6 +528,7 @@ impl Default for Policy {
             scale_down_stabilization: HumanDuration::from_secs(300),
             max_scale_down_rate: 2.0,
             scale_to_zero_grace: HumanDuration::from_secs(300),
+            cold_start_budget: None,
             boot_timeout: HumanDuration::from_secs(900),
             drain_timeout: HumanDuration::from_secs(120),
             unhealthy_after_failures: 3,
@@ -1260,6 +1267,14 @@ fn validate_policy(v: &mut Validator, at: &str, p: &Policy) {
             ),
         );
     }
+    if let Some(b) = p.cold_start_budget
+        && !(b.is_finite() && b > 0.0 && b < 1.0)
+    {
+        v.err(
+            format!("{at}.cold_start_budget"),
+            format!("{b} must be in (0, 1)"),
+        );
+    }
     if !(p.panic_threshold.is_finite() && p.panic_threshold > 1.0) {
         v.err(
             format!("{at}.panic_threshold"),
@@ -1452,6 +1467,11 @@ mod tests {
                 "scale-down rate",
                 Box::new(|d| d.policy.max_scale_down_rate = 1.0),
                 "deployments[chat].policy.max_scale_down_rate",
+            ),
+            (
+                "cold-start budget",
+                Box::new(|d| d.policy.cold_start_budget = Some(1.0)),
+                "deployments[chat].policy.cold_start_budget",
             ),
             (
                 "panic window",

@@ -37,6 +37,8 @@ price_per_hour_usd = 1.5
 boot_time = "90s"
 asg_name = "scale0-full-gpu"
 instance_args = ["--fail-rate", "0.1"]
+[deployments.policy]
+cold_start_budget = 0.01
 [[deployments.schedules]]
 name = "window"
 expression = "rate(5 minutes)"

@@ -32,6 +32,7 @@ use scale0_core::config::Deployment;
 use scale0_core::contract::{ControlEvent, ControlEventKind, InstanceState, request_queue};
 use scale0_core::policy::{Cap, Decision, decide};
 use scale0_state::capacity::{CommitOutcome, requested_instances};
+use scale0_state::counters::ARRIVAL_RETENTION;
 use scale0_state::decisions::ObservedSummary;
 use scale0_state::ledger::LedgerCommit;
 use serde::Serialize;
@@ -487,6 +488,12 @@ pub async fn decide_and_commit(
         let snapshot = deps.store.load_policy(&spec.name).await?;
         let mut obs = deps.store.observe(spec, now, depth).await?;
         obs.held = obs.held.max(wake.held_hint);
+        // The arrival bins the policy has not folded yet; all the store keeps at first.
+        let unfolded_from =
+            snapshot.memory.history.unfolded_from().unwrap_or(
+                now - chrono::TimeDelta::from_std(ARRIVAL_RETENTION).unwrap_or_default(),
+            );
+        obs.arrival_bins = deps.store.arrivals(&spec.name, unfolded_from, now).await?;
         // The spend ledger: bills what ran since the last run, and the budgets' view.
         let ledger = deps.store.ledger_snapshot(&deps.config, spec, now).await?;
         obs.cost = ledger.observation(deps.settings.decision_interval);

@@ -32,6 +32,10 @@
 //! - **Metric delay**: queue depth, held and in-flight counts (and the concurrency
 //!   integral) a decision sees are those of `metric_delay` earlier; the instance
 //!   registry is current, as it is in Redis.
+//! - **Arrival history**: arrivals are counted in wall-clock 10 s bins, as the worker
+//!   writes them to Redis; a decision sees the bins since its previous one (the one
+//!   still filling included, which it does not fold), as the scaler reads them from
+//!   where the policy's history stopped. Nothing of the future is visible.
 //!
 //! Events at the same instant run in a fixed order — boots, completions, expiries,
 //! arrivals, decisions — and ties by instance index, so a run is a pure function of its
@@ -51,6 +55,7 @@ use crate::workload::Request;
 use scale0_core::admission;
 use scale0_core::config::{Deployment, Metric};
 use scale0_core::contract::{InstanceRecord, InstanceState};
+use scale0_core::policy::history::BIN_SECS as ARRIVAL_BIN_SECS;
 use scale0_core::policy::{Decision, Observation, ObservedInstance};
 
 /// Knobs of one run.
@@ -615,6 +620,12 @@ impl<'a> Engine<'a> {
         let scored = r.at >= self.p.warmup;
         self.requests += u64::from(scored);
         self.last_arrival = Some(self.now);
+        let wall = self.at(self.now).timestamp();
+        *self
+            .obs
+            .arrival_bins
+            .entry(wall - wall.rem_euclid(ARRIVAL_BIN_SECS))
+            .or_default() += 1;
         if self.collect_idle_times {
             let it = if self.in_flight > 0 || self.waiting > 0 {
                 0
@@ -778,6 +789,10 @@ impl<'a> Engine<'a> {
         };
         let now = self.at(self.now);
         let decision = policy.decide(now, &self.obs, &signals);
+        // The policy has folded the complete bins; only the one still filling is read
+        // again, as the scaler reads from where the history stopped.
+        let filling = now.timestamp() - now.timestamp().rem_euclid(ARRIVAL_BIN_SECS);
+        self.obs.arrival_bins = self.obs.arrival_bins.split_off(&filling);
         self.decisions += 1;
         self.peak_in_system = self.in_system();
         self.idle_times.clear();

@@ -95,10 +95,11 @@ pub fn build_policy(
     let spec = &scenario.deployment;
     let label = kind.to_string();
     let (family, overrides) = match kind {
-        PolicyKind::Scale0 { tick } => {
+        PolicyKind::Scale0 { tick, policy } => {
             let c = &scenario.control;
+            let tuned = policy::with_policy_settings(spec, policy)?;
             return Ok(Box::new(policy::Scale0::new(
-                spec,
+                &tuned,
                 micros(tick.unwrap_or(c.tick)),
                 micros(c.activation_interval),
                 micros(c.pressure_interval),

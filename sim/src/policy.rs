@@ -178,11 +178,16 @@ impl Family {
 /// documented defaults and the scenario's `[baselines.<family>]` table, written as an
 /// inline TOML table after its name: `knative{scale_down_delay = "5m"}`.
 /// `keep-alive@5m` is short for `keep-alive{ttl = "5m"}` (and `keep-alive-10m` for
-/// the default, 10 minutes).
+/// the default, 10 minutes). scale0's settings are those of the deployment's
+/// `[policy]`: `scale0{cold_start_budget = 0.01}`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyKind {
-    /// scale0's `decide()`, at the scenario's tick or the one given (`scale0@5s`).
-    Scale0 { tick: Option<HumanDuration> },
+    /// scale0's `decide()`, at the scenario's tick or the one given (`scale0@5s`), with
+    /// `policy` overriding the scenario deployment's `[policy]` settings.
+    Scale0 {
+        tick: Option<HumanDuration>,
+        policy: toml::Table,
+    },
     Baseline {
         family: Family,
         overrides: toml::Table,
@@ -190,6 +195,14 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
+    /// scale0 with the scenario's settings, at `tick` (or the scenario's).
+    pub fn scale0(tick: Option<HumanDuration>) -> PolicyKind {
+        PolicyKind::Scale0 {
+            tick,
+            policy: toml::Table::new(),
+        }
+    }
+
     pub fn baseline(family: Family) -> PolicyKind {
         PolicyKind::Baseline {
             family,
@@ -199,7 +212,7 @@ impl PolicyKind {
 
     /// scale0 and every baseline at its defaults, in table order.
     pub fn all() -> Vec<PolicyKind> {
-        std::iter::once(PolicyKind::Scale0 { tick: None })
+        std::iter::once(PolicyKind::scale0(None))
             .chain(Family::ALL.into_iter().map(PolicyKind::baseline))
             .collect()
     }
@@ -215,8 +228,13 @@ impl PolicyKind {
 impl fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PolicyKind::Scale0 { tick: None } => f.write_str("scale0"),
-            PolicyKind::Scale0 { tick: Some(t) } => write!(f, "scale0@{t}"),
+            PolicyKind::Scale0 { tick, policy } => {
+                f.write_str("scale0")?;
+                if let Some(t) = tick {
+                    write!(f, "@{t}")?;
+                }
+                write_settings(f, policy)
+            }
             PolicyKind::Baseline { family, overrides } => {
                 f.write_str(family.name())?;
                 if *family == Family::KeepAlive
@@ -225,15 +243,41 @@ impl fmt::Display for PolicyKind {
                 {
                     return write!(f, "@{ttl}");
                 }
-                if !overrides.is_empty() {
-                    let settings: Vec<String> =
-                        overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    write!(f, "{{{}}}", settings.join(", "))?;
-                }
-                Ok(())
+                write_settings(f, overrides)
             }
         }
     }
+}
+
+fn write_settings(f: &mut fmt::Formatter<'_>, settings: &toml::Table) -> fmt::Result {
+    if !settings.is_empty() {
+        let settings: Vec<String> = settings.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        write!(f, "{{{}}}", settings.join(", "))?;
+    }
+    Ok(())
+}
+
+/// `spec` with `settings` over its `[policy]`, validated as a config would be.
+pub fn with_policy_settings(
+    spec: &Deployment,
+    settings: &toml::Table,
+) -> Result<Deployment, String> {
+    let mut value = serde_json::to_value(spec).map_err(|e| e.to_string())?;
+    let overrides = serde_json::to_value(settings).map_err(|e| e.to_string())?;
+    if let (Some(policy), serde_json::Value::Object(o)) = (value.get_mut("policy"), overrides)
+        && let Some(policy) = policy.as_object_mut()
+    {
+        policy.extend(o);
+    }
+    let config: scale0_core::config::Config =
+        serde_json::from_value(serde_json::json!({ "deployments": [value] }))
+            .map_err(|e| format!("scale0 settings: {e}"))?;
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config
+        .deployments
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| spec.clone()))
 }
 
 impl FromStr for PolicyKind {
@@ -246,14 +290,6 @@ impl FromStr for PolicyKind {
                 Family::ALL.map(Family::name).join(", ")
             )
         };
-        if s == "scale0" {
-            return Ok(PolicyKind::Scale0 { tick: None });
-        }
-        if let Some(t) = s.strip_prefix("scale0@") {
-            return Ok(PolicyKind::Scale0 {
-                tick: Some(duration(t)?),
-            });
-        }
         if s == "keep-alive-10m" {
             return Ok(PolicyKind::baseline(Family::KeepAlive));
         }
@@ -267,13 +303,9 @@ impl FromStr for PolicyKind {
             });
         }
         let (name, settings) = match s.find('{') {
-            Some(i) => (&s[..i], Some(&s[i..])),
-            None => (s, None),
+            Some(i) => (s[..i].trim(), Some(&s[i..])),
+            None => (s.trim(), None),
         };
-        let family = Family::ALL
-            .into_iter()
-            .find(|f| f.name() == name.trim())
-            .ok_or_else(unknown)?;
         let overrides = match settings {
             None => toml::Table::new(),
             Some(inline) => {
@@ -294,6 +326,17 @@ impl FromStr for PolicyKind {
                 }
             }
         };
+        if name == "scale0" || name.starts_with("scale0@") {
+            let tick = name.strip_prefix("scale0@").map(duration).transpose()?;
+            return Ok(PolicyKind::Scale0 {
+                tick,
+                policy: overrides,
+            });
+        }
+        let family = Family::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(unknown)?;
         Ok(PolicyKind::Baseline { family, overrides })
     }
 }

@@ -410,8 +410,16 @@ impl Scenario {
         }
         if let Some(names) = &self.policies {
             for n in names {
-                if let Err(e) = n.parse::<super::PolicyKind>() {
-                    errors.push(format!("policies: {e}"));
+                match n.parse::<super::PolicyKind>() {
+                    Err(e) => errors.push(format!("policies: {e}")),
+                    Ok(super::PolicyKind::Scale0 { policy, .. }) if !policy.is_empty() => {
+                        if let Err(e) =
+                            super::policy::with_policy_settings(&self.deployment, &policy)
+                        {
+                            errors.push(format!("policies: `{n}`: {e}"));
+                        }
+                    }
+                    Ok(_) => {}
                 }
             }
         }

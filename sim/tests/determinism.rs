@@ -84,7 +84,7 @@ fn bench_scenario_is_deterministic() {
         return;
     };
     let kinds = [
-        PolicyKind::Scale0 { tick: None },
+        PolicyKind::scale0(None),
         PolicyKind::baseline(scale0_sim::Family::Knative),
     ];
     let a = run_scenario(&s, &t, &kinds, &RunOptions::default(), &mut |_, _, _, _| {}).unwrap();

@@ -25,7 +25,7 @@ fn one_request_at_zero_costs_boot_plus_service_plus_keep_alive() {
     // Billed 0..42 = boot 10 + service 2 + keep-alive 30 = 42 s at $3.6/h.
     // The window is an hour, so all of it is billed.
     let s = scenario(HOUR, QUICK, POOL);
-    let r = run(&s, &csv(&[0.0]), &[PolicyKind::Scale0 { tick: None }]);
+    let r = run(&s, &csv(&[0.0]), &[PolicyKind::scale0(None)]);
     let p = &r.policies[0];
     assert_eq!(p.instance_seconds, 42.0, "{p:#?}");
     assert!((p.cost_usd - 0.042).abs() < 1e-12);
@@ -44,7 +44,7 @@ fn a_second_request_inside_the_grace_reuses_the_instance() {
     // The first as above (ready at 10, done at 12); the second arrives at 30, within the
     // grace: served at once, done at 32; zero at 32 + 30 = 62. Billed 0..62.
     let s = scenario(HOUR, QUICK, POOL);
-    let r = run(&s, &csv(&[0.0, 30.0]), &[PolicyKind::Scale0 { tick: None }]);
+    let r = run(&s, &csv(&[0.0, 30.0]), &[PolicyKind::scale0(None)]);
     let p = &r.policies[0];
     assert_eq!((p.launches, p.cold_start_delayed), (1, 1));
     assert_eq!(p.instance_seconds, 62.0);
@@ -56,11 +56,7 @@ fn requests_expire_at_their_deadline_and_are_counted() {
     // A 5 s deadline against a 10 s boot: the worker sheds what cannot be served in
     // time (core::admission estimates the boot), so nothing waits to expire.
     let s = scenario("[requests]\ndeadline = \"5s\"", QUICK, POOL);
-    let r = run(
-        &s,
-        &csv(&[0.0, 0.5, 20.0]),
-        &[PolicyKind::Scale0 { tick: None }],
-    );
+    let r = run(&s, &csv(&[0.0, 0.5, 20.0]), &[PolicyKind::scale0(None)]);
     let p = &r.policies[0];
     assert_eq!(p.requests, 3);
     assert_eq!(p.shed + p.expired + p.served, 3, "{p:#?}");
@@ -153,10 +149,8 @@ fn skipping_idle_ticks_changes_nothing() {
         let s = scenario("", policy, POOL);
         let trace = csv(&times);
         let kinds = [
-            PolicyKind::Scale0 { tick: None },
-            PolicyKind::Scale0 {
-                tick: Some(HumanDuration::from_secs(5)),
-            },
+            PolicyKind::scale0(None),
+            PolicyKind::scale0(Some(HumanDuration::from_secs(5))),
         ];
         let skip = sim::run_scenario(
             &s,
@@ -189,7 +183,7 @@ fn activation_wakes_scale0_between_ticks() {
     let s = scenario(HOUR, QUICK, POOL);
     let mut s = s;
     s.control.tick = HumanDuration::from_secs(60);
-    let r = run(&s, &csv(&[5.0]), &[PolicyKind::Scale0 { tick: None }]);
+    let r = run(&s, &csv(&[5.0]), &[PolicyKind::scale0(None)]);
     assert_eq!(r.policies[0].wait_max_s, 11.0);
     // KEDA polls every 30 s and has no activation event: it sees the queue at t=30
     // (its queue length lags 5 s, so the t=15 poll misses it), then boots 10 s.

@@ -17,8 +17,10 @@ use redis::AsyncCommands;
 
 use crate::{Result, Store, keys};
 
-/// Width of an arrival bin.
-pub const ARRIVAL_BIN_SECS: i64 = 10;
+/// Width of an arrival bin: the policy's arrival history folds these bins.
+pub use scale0_core::policy::history::BIN_SECS as ARRIVAL_BIN_SECS;
+/// How long arrival bins are kept.
+pub const ARRIVAL_RETENTION: Duration = Duration::from_secs(ARRIVAL_RETENTION_SECS as u64);
 const ARRIVAL_RETENTION_SECS: i64 = 8 * 86_400;
 const REQUEST_SAMPLES: isize = 500;
 const BOOT_SAMPLES: isize = 20;
@@ -51,7 +53,8 @@ impl Store {
         Ok(())
     }
 
-    /// Arrival counts per bin start (seconds since the epoch) in `[from, to)`.
+    /// Arrival counts per bin start (seconds since the epoch) in `[from, to)`, in one
+    /// round trip however many hours the range covers.
     pub async fn arrivals(
         &self,
         deployment: &str,
@@ -59,17 +62,21 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<BTreeMap<i64, u64>> {
         let (from, to) = (from.timestamp(), to.timestamp());
-        let mut out = BTreeMap::new();
+        let mut pipe = redis::pipe();
         let mut hour = from - from.rem_euclid(3600);
         while hour < to {
-            let bins: Vec<(i64, u64)> = self
-                .conn()
-                .hgetall(arrivals_hour_key(deployment, hour))
-                .await?;
-            out.extend(bins.into_iter().filter(|(b, _)| (from..to).contains(b)));
+            pipe.hgetall(arrivals_hour_key(deployment, hour));
             hour += 3600;
         }
-        Ok(out)
+        if from >= to {
+            return Ok(BTreeMap::new());
+        }
+        let hours: Vec<Vec<(i64, u64)>> = pipe.query_async(&mut self.conn()).await?;
+        Ok(hours
+            .into_iter()
+            .flatten()
+            .filter(|(b, _)| (from..to).contains(b))
+            .collect())
     }
 
     pub async fn last_arrival(&self, deployment: &str) -> Result<Option<DateTime<Utc>>> {

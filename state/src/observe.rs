@@ -100,8 +100,10 @@ impl Store {
             mean_service_time: mean_ms(&service),
             recent_boot_times,
             unavailable_pools,
-            // The scaler adds the ledger's view (`Store::ledger_snapshot`).
+            // The scaler adds the ledger's view (`Store::ledger_snapshot`) and the
+            // arrival bins the policy has not folded yet (`Store::arrivals`).
             cost: Default::default(),
+            arrival_bins: Default::default(),
         })
     }
 }

@@ -12,13 +12,18 @@
 //! ```text
 //! health      boot timeouts, unhealthy and drained instances → stop or drain;
 //!             what is left (requested, booting, ready) is capacity
-//! demand      in-flight + backlog that must drain within the deadline → slots,
+//! history     fold the new complete 10 s arrival bins into the deployment's
+//!             arrival history (rate, idle-gap histogram)
+//! demand      max(in flight, arrival rate × service time) + backlog that must
+//!             drain within the deadline, less what ready capacity drains
+//!             within a boot lead → slots,
 //!             averaged over the stable window, or the panic window in a burst;
 //!             at zero capacity, the whole backlog at once
 //! steps       "add 2 if gpu_utilization > 0.75 for 5m", with cooldowns
 //! stabilize   scale-in takes the highest recommendation of the stabilization
 //!             window and at most divides capacity by max_scale_down_rate;
-//!             zero only when idle for the grace
+//!             zero only when idle for the grace, or for the keep-alive learned
+//!             from the history for the cold-start budget
 //! scheduled   floors and ceilings of scheduled actions, looking one boot lead
 //!             time ahead so capacity is ready at the scheduled minute
 //! allocate    slots → instances per pool, cheapest per slot first, within pool
@@ -30,6 +35,7 @@
 mod allocate;
 mod demand;
 mod health;
+pub mod history;
 mod scale_in;
 mod scheduled;
 mod stabilize;
@@ -83,6 +89,11 @@ pub struct Observation {
     /// Budgets and the spend ledger (`crate::cost`).
     #[serde(default)]
     pub cost: CostObservation,
+    /// Arrivals per 10 s bin (bin start, seconds since the epoch → count) from
+    /// [`history::ArrivalHistory::unfolded_from`] (or as far back as the store keeps)
+    /// to now; `decide` folds the complete ones into [`PolicyMemory::history`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub arrival_bins: BTreeMap<i64, u64>,
 }
 
 /// An instance and the requests it is serving now.
@@ -119,6 +130,9 @@ pub struct PolicyMemory {
     /// `scale-to-min` budgets holding the deployment at its minimum, since when.
     #[serde(default)]
     pub budgets_at_min: BTreeMap<String, DateTime<Utc>>,
+    /// The deployment's arrival history, folded from the observed bins.
+    #[serde(default)]
+    pub history: history::ArrivalHistory,
 }
 
 /// A value at an instant.
@@ -246,6 +260,7 @@ pub fn decide(
         .map(|p| boot_lead_time(spec, obs, &p.name))
         .max()
         .unwrap_or_default();
+    memory.history.fold(&obs.arrival_bins, now, lead);
     let capacity_slots = health.capacity_slots(spec);
     let ready_slots = health.ready_slots(spec);
     let demand = demand::assess(

@@ -10,6 +10,13 @@
 //! `scale_to_zero_grace` since the later of the idle start and the last arrival. Until
 //! then it keeps at least one instance. Reaching zero skips the rate limit (otherwise
 //! halving would never reach it).
+//!
+//! With `cold_start_budget` set and enough history, the keep-alive is the one
+//! [`super::history::ArrivalHistory::keep_alive`] learns (the shortest that would have
+//! kept that share of requests from waiting for a boot) instead of the grace, and the
+//! deployment may reach zero once the recommendation *now* is zero: the window exists
+//! to keep capacity through dips in load, and the learned keep-alive already is the
+//! measured answer to how long a dip lasts.
 
 use chrono::{DateTime, Utc};
 
@@ -63,25 +70,44 @@ pub(super) fn apply(
         ));
     }
 
-    if window_max == 0.0 {
+    // With a cold-start budget the keep-alive learned from the history replaces the
+    // grace, and the stabilization window does not hold a fleet that has nothing to do.
+    let learned = policy
+        .cold_start_budget
+        .and_then(|b| memory.history.keep_alive(b, now).map(|k| (b, k)));
+    let (keep_alive, because) = match learned {
+        Some((budget, k)) => (
+            k,
+            format!("keep-alive learned for cold_start_budget {budget}"),
+        ),
+        None => (policy.scale_to_zero_grace.0, "grace".to_string()),
+    };
+    let may_reach_zero = if learned.is_some() {
+        recommended == 0.0
+    } else {
+        window_max == 0.0
+    };
+    if may_reach_zero {
         let idle_from = match (memory.idle_since, obs.last_arrival_at) {
             (Some(idle), Some(arrival)) => Some(idle.max(arrival)),
             (idle, _) => idle,
         };
         let idle_for = idle_from.map(|from| now - from);
+        let keep_alive_delta =
+            chrono::TimeDelta::from_std(keep_alive).unwrap_or(chrono::TimeDelta::MAX);
         if let Some(idle_for) = idle_for
-            && idle_for >= policy.scale_to_zero_grace.delta()
+            && idle_for >= keep_alive_delta
         {
             reasons.push(format!(
-                "idle {} ≥ grace {}: scaling to zero",
+                "idle {} ≥ {} ({because}): scaling to zero",
                 HumanDuration::from(idle_for.to_std().unwrap_or_default()),
-                policy.scale_to_zero_grace
+                HumanDuration::from(keep_alive)
             ));
             return 0.0;
         }
         reasons.push(format!(
-            "no demand, keeping one instance until idle for {}",
-            policy.scale_to_zero_grace
+            "no demand, keeping one instance until idle for {} ({because})",
+            HumanDuration::from(keep_alive)
         ));
     }
 

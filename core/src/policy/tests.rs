@@ -377,33 +377,132 @@ fn a_backlog_drains_within_the_target_queue_wait_never_beyond_the_deadline() {
         t0() - secs(3600),
         0,
     )];
-    // 100 queued × 2s over the 10s target = 20 concurrency → 28.6 slots at 0.7.
-    let obs = Observation {
+    // 100 queued on 8 idle ready slots: they drain 8 × 90s / 2s = 360 requests within
+    // the boot lead (90s), so an instance launched now would find nothing left.
+    let mut obs = Observation {
         queue_depth: 100,
         instances: ready,
         ..Default::default()
     };
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    assert_eq!(d.launch_total(), 0, "{:?}", d.reasons);
     assert!(
         d.reasons
             .iter()
-            .any(|r| r.starts_with("demand 20.0") && r.contains("(target_queue_wait)")),
+            .any(|r| r.starts_with("backlog 100: 0 left after a boot lead of 1m30s")),
         "{:?}",
         d.reasons
     );
-    assert_eq!(
-        d.target_total(),
-        5,
-        "a10g 3 + l4 2 = 32 slots: {:?}",
+    // 400 queued: 40 left after the lead, drained within the 10s target: 40 × 2s / 10s.
+    obs.queue_depth = 400;
+    let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("demand 8.0") && r.contains("(target_queue_wait)")),
+        "{:?}",
         d.reasons
     );
+    assert_eq!(d.target_total(), 2, "11.4 slots: {:?}", d.reasons);
     // A target longer than the deadline is bounded by the deadline: 100 × 2s / 5m.
+    obs.queue_depth = 100;
     spec.policy.target_queue_wait = HumanDuration::from_secs(3600);
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
     assert!(
         d.reasons
             .iter()
             .any(|r| r.starts_with("demand 0.7") && r.contains("(request_deadline)")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+/// Arrival bins of `per_bin` requests every `every` seconds in `[from, to)` of t0.
+fn arrivals(from: i64, to: i64, every: i64, per_bin: u64) -> BTreeMap<i64, u64> {
+    (from..to)
+        .step_by(every as usize)
+        .map(|s| (t0().timestamp() + s, per_bin))
+        .collect()
+}
+
+#[test]
+fn a_start_from_zero_sizes_for_the_arrival_rate_not_the_backlog() {
+    let spec = spec();
+    // 4 requests a second for the last minute, 40 held at zero: the stream needs
+    // 4/s × 2s = 8 in flight on top of the backlog's 40 × 2s / 10s = 8.
+    let obs = Observation {
+        held: 40,
+        arrival_bins: arrivals(-60, 0, 10, 40),
+        ..Default::default()
+    };
+    let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("demand 16.0: max(0 in flight, 4.00/s × 2s)")),
+        "{:?}",
+        d.reasons
+    );
+    let slots: u32 = d
+        .pools
+        .iter()
+        .map(|p| p.launch * if p.pool == "a10g" { 8 } else { 4 })
+        .sum();
+    assert!((23..=28).contains(&slots), "22.9 slots: {:?}", d.reasons);
+    // Without the arrival history the same backlog asks for half.
+    let blind = Observation {
+        arrival_bins: BTreeMap::new(),
+        ..obs
+    };
+    let d = decide(t0(), &spec, &blind, &PolicyMemory::default());
+    assert!(
+        d.reasons.iter().any(|r| r.starts_with("demand 8.0")),
+        "{:?}",
+        d.reasons
+    );
+}
+
+#[test]
+fn a_cold_start_budget_learns_the_keep_alive_from_the_idle_gaps() {
+    let mut spec = spec();
+    // Seven hours of 3 requests a minute: every return after a 50 s gap would wait for
+    // a boot, so a 1% budget needs the gaps of that bucket (≤ 6 idle bins) kept: 70 s.
+    let history = arrivals(-7 * 3600, -59, 60, 3);
+    let idle = |bins: BTreeMap<i64, u64>| Observation {
+        instances: vec![inst(
+            "a0",
+            "a10g",
+            InstanceState::Ready,
+            t0() - secs(8 * 3600),
+            0,
+        )],
+        last_arrival_at: Some(t0() - secs(60)),
+        arrival_bins: bins,
+        ..Observation::default()
+    };
+    let run = |spec: &Deployment| {
+        let mut mem = PolicyMemory::default();
+        let mut last = None;
+        for (at, bins) in [
+            (0, history.clone()),
+            (80, BTreeMap::new()),
+            (150, BTreeMap::new()),
+        ] {
+            let d = decide(t0() + secs(at), spec, &idle(bins), &mem);
+            mem = d.memory.clone();
+            last = Some(d);
+        }
+        last.unwrap()
+    };
+    let d = run(&spec);
+    assert_eq!(d.target_total(), 1, "the grace (5m) holds: {:?}", d.reasons);
+    spec.policy.cold_start_budget = Some(0.01);
+    let d = run(&spec);
+    assert_eq!(d.target_total(), 0, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("≥ 1m10s (keep-alive learned for cold_start_budget 0.01)")),
         "{:?}",
         d.reasons
     );
