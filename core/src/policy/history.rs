@@ -39,8 +39,6 @@ const GAP_BOUNDS_BINS: [i64; 25] = [
 ];
 /// History needed before a learned keep-alive replaces the configured grace.
 pub const MIN_SPAN: Duration = Duration::from_secs(6 * 3600);
-/// A budget allowing fewer waits than this over the history is not yet measurable.
-const MIN_ALLOWED_WAITS: f64 = 10.0;
 
 /// A deployment's arrivals, summarised in fixed space.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -139,12 +137,14 @@ impl ArrivalHistory {
 
     /// The shortest keep-alive after the last request with which at most `budget` of
     /// the arrivals so far would have waited for a boot; `None` while the history is
-    /// too short (under [`MIN_SPAN`], or a budget of fewer than 10 requests).
+    /// shorter than [`MIN_SPAN`]. With few arrivals the budget allows less than one
+    /// wait, and the keep-alive covers the longest gap seen: cautious while the
+    /// history says little, shorter as it grows.
     pub fn keep_alive(&self, budget: f64, now: DateTime<Utc>) -> Option<Duration> {
-        let allowed = budget * self.arrivals as f64;
-        if self.span(now) < MIN_SPAN || allowed < MIN_ALLOWED_WAITS {
+        if self.span(now) < MIN_SPAN {
             return None;
         }
+        let allowed = budget * self.arrivals as f64;
         let mut delayed = 0u64;
         for (bucket, &count) in self.delayed_by_gap.iter().enumerate().rev() {
             delayed += count;
