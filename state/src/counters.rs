@@ -62,14 +62,14 @@ impl Store {
         to: DateTime<Utc>,
     ) -> Result<BTreeMap<i64, u64>> {
         let (from, to) = (from.timestamp(), to.timestamp());
+        if from >= to {
+            return Ok(BTreeMap::new());
+        }
         let mut pipe = redis::pipe();
         let mut hour = from - from.rem_euclid(3600);
         while hour < to {
             pipe.hgetall(arrivals_hour_key(deployment, hour));
             hour += 3600;
-        }
-        if from >= to {
-            return Ok(BTreeMap::new());
         }
         let hours: Vec<Vec<(i64, u64)>> = pipe.query_async(&mut self.conn()).await?;
         Ok(hours

@@ -21,7 +21,8 @@
 //! left after that, and keeps (does not scale in) the capacity already there. An
 //! instance launched for a backlog the fleet drains anyway costs its boot and the
 //! stabilization window and serves nothing: on `azure-code-2023-1x-boot300` this rule
-//! alone cut launches from 28 to 23 and the cost by 7% at the same SLO.
+//! alone cut launches from 28 to 17 and the cost by 21% for 1 point of SLO
+//! (BENCHMARKS.md, "Policy rules of issue 12").
 //!
 //! Like Knative's KPA, normal mode follows the mean over the stable window (60 s):
 //! a one-second blip does not buy a GPU. Burst (panic) mode starts when the mean over

@@ -88,6 +88,14 @@ fn apply_launches(obs: &mut Observation, d: &Decision, at: DateTime<Utc>) {
     }
 }
 
+/// Slots the decision launches (a10g 8 per instance, l4 4).
+fn launched_slots(d: &Decision) -> u32 {
+    d.pools
+        .iter()
+        .map(|p| p.launch * if p.pool == "a10g" { 8 } else { 4 })
+        .sum()
+}
+
 fn mark_ready(obs: &mut Observation) {
     for i in &mut obs.instances {
         if i.record.state.is_booting() {
@@ -113,11 +121,7 @@ fn scale_from_zero_asks_for_the_whole_backlog_then_waits_for_boots() {
         "asks for more than one instance: {:?}",
         d.reasons
     );
-    let slots: u32 = d
-        .pools
-        .iter()
-        .map(|p| p.launch * if p.pool == "a10g" { 8 } else { 4 })
-        .sum();
+    let slots = launched_slots(&d);
     assert_eq!(slots, 10 * 8 + 4 * 4, "{:?}", d.reasons);
     assert!(
         d.reasons.iter().any(|r| r.contains("scale from zero")),
@@ -443,11 +447,7 @@ fn a_start_from_zero_sizes_for_the_arrival_rate_not_the_backlog() {
         "{:?}",
         d.reasons
     );
-    let slots: u32 = d
-        .pools
-        .iter()
-        .map(|p| p.launch * if p.pool == "a10g" { 8 } else { 4 })
-        .sum();
+    let slots = launched_slots(&d);
     assert!((23..=28).contains(&slots), "22.9 slots: {:?}", d.reasons);
     // Without the arrival history the same backlog asks for half.
     let blind = Observation {
