@@ -401,6 +401,9 @@ pub struct Policy {
     /// replaces `scale_to_zero_grace`, which stays the fallback until there is 6 h of
     /// history. Unset, the grace applies.
     pub cold_start_budget: Option<f64>,
+    /// Pre-warming from the deployment's time-of-week profile: `off`, `forecast-only`
+    /// (the decision says what it would hold and changes nothing) or `on`.
+    pub predictive: Predictive,
     /// An instance not ready this long after launch is replaced.
     pub boot_timeout: HumanDuration,
     /// A draining instance is stopped at the latest this long after draining began.
@@ -408,6 +411,17 @@ pub struct Policy {
     /// Consecutive failed health checks or dispatches before an instance is replaced.
     pub unhealthy_after_failures: u32,
     pub step_rules: Vec<StepRule>,
+}
+
+/// Whether the forecast pre-warms (`crate::policy` forecast step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Predictive {
+    #[default]
+    Off,
+    /// Compute the forecast and say in the decision what it would hold; change nothing.
+    ForecastOnly,
+    On,
 }
 
 /// "add 2 if gpu_utilization > 0.75 for 5m", with a cooldown after it fires.
@@ -529,6 +543,7 @@ impl Default for Policy {
             max_scale_down_rate: 2.0,
             scale_to_zero_grace: HumanDuration::from_secs(300),
             cold_start_budget: None,
+            predictive: Predictive::Off,
             boot_timeout: HumanDuration::from_secs(900),
             drain_timeout: HumanDuration::from_secs(120),
             unhealthy_after_failures: 3,

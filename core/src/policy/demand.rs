@@ -66,6 +66,13 @@ fn window_start(now: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
     now - chrono::TimeDelta::from_std(window).unwrap_or(chrono::TimeDelta::MAX)
 }
 
+/// The mean service time measured recently, or the configured one until there is one.
+pub(super) fn service_time(spec: &Deployment, obs: &Observation) -> Duration {
+    obs.mean_service_time
+        .filter(|s| !s.is_zero())
+        .unwrap_or(spec.expected_service_time.0)
+}
+
 /// Record `value` at `now` and drop samples older than `window`.
 pub(super) fn record(samples: &mut Vec<Sample>, now: DateTime<Utc>, value: f64, window: Duration) {
     let oldest = window_start(now, window);
@@ -144,10 +151,7 @@ pub(super) fn assess(
     let policy = &spec.policy;
     let util = policy.target_utilization;
     let backlog = obs.queue_depth + obs.held;
-    let service = obs
-        .mean_service_time
-        .filter(|s| !s.is_zero())
-        .unwrap_or(spec.expected_service_time.0);
+    let service = service_time(spec, obs);
     let deadline = spec.request_deadline.0;
     let target = policy.target_queue_wait.0;
     // Once capacity is ready the backlog drains within the target; at zero it waits a

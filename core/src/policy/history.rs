@@ -8,6 +8,8 @@
 //!
 //! The summary keeps:
 //! - the busy bins of the last [`RATE_LOOKBACK_BINS`] bins, for the arrival rate;
+//! - a time-of-week profile of the arrivals ([`TimeOfWeekProfile`]), for the
+//!   forecast that pre-warms;
 //! - the idle gaps between busy bins as a histogram of *requests that would have
 //!   waited for a boot*: after an idle gap, every arrival within one boot lead of the
 //!   return is counted against that gap's bucket. A keep-alive of `K` makes exactly the
@@ -26,6 +28,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use super::profile::TimeOfWeekProfile;
 
 /// Width of an arrival bin, seconds.
 pub const BIN_SECS: i64 = 10;
@@ -63,6 +67,9 @@ pub struct ArrivalHistory {
     /// Arrivals within a boot lead after a gap, per gap bucket.
     #[serde(default)]
     pub delayed_by_gap: Vec<u64>,
+    /// When in the day and the week the arrivals come, for the forecast.
+    #[serde(default)]
+    pub profile: TimeOfWeekProfile,
 }
 
 fn bin_of(t: DateTime<Utc>) -> i64 {
@@ -107,7 +114,9 @@ impl ArrivalHistory {
             }
             self.last_busy_bin = Some(bin);
             self.recent.push((bin, count));
+            self.profile.add(bin, BIN_SECS, count);
         }
+        self.profile.advance_to(current);
         self.next_bin = Some(self.next_bin.map_or(current, |n| n.max(current)));
         let oldest = current - RATE_LOOKBACK_BINS * BIN_SECS;
         self.recent.retain(|&(b, _)| b >= oldest);

@@ -13,7 +13,7 @@
 //! health      boot timeouts, unhealthy and drained instances → stop or drain;
 //!             what is left (requested, booting, ready) is capacity
 //! history     fold the new complete 10 s arrival bins into the deployment's
-//!             arrival history (rate, idle-gap histogram)
+//!             arrival history (rate, idle-gap histogram, time-of-week profile)
 //! demand      max(in flight, arrival rate × service time) + backlog that must
 //!             drain within the deadline, less what ready capacity drains
 //!             within a boot lead → slots,
@@ -24,6 +24,8 @@
 //!             window and at most divides capacity by max_scale_down_rate;
 //!             zero only when idle for the grace, or for the keep-alive learned
 //!             from the history for the cold-start budget
+//! forecast    with `predictive = "on"`, a floor ready one boot lead before the
+//!             requests the time-of-week profile expects within a keep-alive
 //! scheduled   floors and ceilings of scheduled actions, looking one boot lead
 //!             time ahead so capacity is ready at the scheduled minute
 //! allocate    slots → instances per pool, cheapest per slot first, within pool
@@ -34,8 +36,10 @@
 
 mod allocate;
 mod demand;
+mod forecast;
 mod health;
 pub mod history;
+pub mod profile;
 mod scale_in;
 mod scheduled;
 mod stabilize;
@@ -279,6 +283,7 @@ pub fn decide(
     let recommended = demand.slots.max(step_slots);
 
     // 4. Stabilize scale-in, and only reach zero when idle long enough.
+    let keep_alive = stabilize::keep_alive(now, spec, &memory);
     let stabilized = stabilize::apply(
         now,
         spec,
@@ -287,8 +292,21 @@ pub fn decide(
         recommended,
         capacity_slots,
         demand.backlog,
+        &keep_alive,
         &mut reasons,
     );
+
+    // 4a. Pre-warm for the demand the time-of-week profile forecasts.
+    let prewarm = forecast::floor(
+        now,
+        spec,
+        &memory,
+        lead,
+        &keep_alive,
+        demand::service_time(spec, obs),
+        &mut reasons,
+    );
+    let stabilized = stabilized.max(prewarm);
 
     // 5. Scheduled floor (looking one lead time ahead) and ceiling.
     let limits = active_limits(&spec.schedules, now, lead);

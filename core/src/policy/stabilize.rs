@@ -18,6 +18,8 @@
 //! to keep capacity through dips in load, and the learned keep-alive already is the
 //! measured answer to how long a dip lasts.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 
 use super::demand::record;
@@ -26,7 +28,40 @@ use crate::config::Deployment;
 use crate::duration::HumanDuration;
 
 /// Slots small enough to round up to one instance of the cheapest pool.
-const KEEP_ONE: f64 = 1e-6;
+pub(super) const KEEP_ONE: f64 = 1e-6;
+
+/// How long an idle deployment keeps one instance, and why.
+pub(super) struct KeepAlive {
+    pub after_idle: Duration,
+    pub because: String,
+    /// Learned from the history for the cold-start budget (not the grace).
+    pub learned: bool,
+}
+
+/// The keep-alive learned for the cold-start budget once the history allows, else the
+/// configured grace.
+pub(super) fn keep_alive(
+    now: DateTime<Utc>,
+    spec: &Deployment,
+    memory: &PolicyMemory,
+) -> KeepAlive {
+    let policy = &spec.policy;
+    match policy
+        .cold_start_budget
+        .and_then(|b| memory.history.keep_alive(b, now).map(|k| (b, k)))
+    {
+        Some((budget, k)) => KeepAlive {
+            after_idle: k,
+            because: format!("keep-alive learned for cold_start_budget {budget}"),
+            learned: true,
+        },
+        None => KeepAlive {
+            after_idle: policy.scale_to_zero_grace.0,
+            because: "grace".to_string(),
+            learned: false,
+        },
+    }
+}
 
 #[allow(clippy::too_many_arguments)]
 pub(super) fn apply(
@@ -37,6 +72,7 @@ pub(super) fn apply(
     recommended: f64,
     capacity_slots: f64,
     backlog: u64,
+    keep_alive: &KeepAlive,
     reasons: &mut Vec<String>,
 ) -> f64 {
     let policy = &spec.policy;
@@ -72,17 +108,12 @@ pub(super) fn apply(
 
     // With a cold-start budget the keep-alive learned from the history replaces the
     // grace, and the stabilization window does not hold a fleet that has nothing to do.
-    let learned = policy
-        .cold_start_budget
-        .and_then(|b| memory.history.keep_alive(b, now).map(|k| (b, k)));
-    let (keep_alive, because) = match learned {
-        Some((budget, k)) => (
-            k,
-            format!("keep-alive learned for cold_start_budget {budget}"),
-        ),
-        None => (policy.scale_to_zero_grace.0, "grace".to_string()),
-    };
-    let may_reach_zero = if learned.is_some() {
+    let KeepAlive {
+        after_idle: keep_alive,
+        because,
+        learned,
+    } = keep_alive;
+    let may_reach_zero = if *learned {
         recommended == 0.0
     } else {
         window_max == 0.0
@@ -94,20 +125,20 @@ pub(super) fn apply(
         };
         let idle_for = idle_from.map(|from| now - from);
         let keep_alive_delta =
-            chrono::TimeDelta::from_std(keep_alive).unwrap_or(chrono::TimeDelta::MAX);
+            chrono::TimeDelta::from_std(*keep_alive).unwrap_or(chrono::TimeDelta::MAX);
         if let Some(idle_for) = idle_for
             && idle_for >= keep_alive_delta
         {
             reasons.push(format!(
                 "idle {} ≥ {} ({because}): scaling to zero",
                 HumanDuration::from(idle_for.to_std().unwrap_or_default()),
-                HumanDuration::from(keep_alive)
+                HumanDuration::from(*keep_alive)
             ));
             return 0.0;
         }
         reasons.push(format!(
             "no demand, keeping one instance until idle for {} ({because})",
-            HumanDuration::from(keep_alive)
+            HumanDuration::from(*keep_alive)
         ));
     }
 

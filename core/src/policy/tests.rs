@@ -508,6 +508,95 @@ fn a_cold_start_budget_learns_the_keep_alive_from_the_idle_gaps() {
     );
 }
 
+/// Arrival bins of `per_bin` requests every 10 s in the hour from `hour` of each of the
+/// `days` days before t0's day.
+fn daily_hour(days: i64, hour: i64, per_bin: u64) -> BTreeMap<i64, u64> {
+    let midnight = t0().timestamp() - t0().timestamp().rem_euclid(86_400);
+    (1..=days)
+        .flat_map(|d| {
+            let start = midnight - d * 86_400 + hour * 3600;
+            (0..360).map(move |i| (start + i * 10, per_bin))
+        })
+        .collect()
+}
+
+fn at_today(hour: i64, minute: i64) -> DateTime<Utc> {
+    let midnight = t0().timestamp() - t0().timestamp().rem_euclid(86_400);
+    DateTime::from_timestamp(midnight + hour * 3600 + minute * 60, 0).unwrap()
+}
+
+#[test]
+fn a_daily_pattern_pre_warms_one_boot_lead_before_it_returns() {
+    let mut spec = spec();
+    spec.policy.predictive = crate::config::Predictive::On;
+    // Three days of one request per 10 s from 09:00 to 10:00, nothing else; at zero.
+    let history = daily_hour(3, 9, 1);
+    let first = Observation {
+        arrival_bins: history,
+        ..Default::default()
+    };
+    let mem = decide(at_today(8, 0), &spec, &first, &PolicyMemory::default()).memory;
+    let quiet = Observation::default();
+    // 08:50: the window a boot lead (90 s) ahead, one grace (5 min) long, ends 08:56:30
+    // and expects nothing: stay at zero.
+    let d = decide(at_today(8, 50), &spec, &quiet, &mem);
+    assert_eq!(d.target_total(), 0, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("forecast: 0.0 requests expected")),
+        "{:?}",
+        d.reasons
+    );
+    // 08:57: the window reaches 09:03:30, 21 requests expected: one instance launches
+    // and is ready at 08:58:30, before the first request.
+    let d = decide(at_today(8, 57), &spec, &quiet, &d.memory);
+    assert_eq!(d.launch_total(), 1, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("forecast: 21.0 requests expected") && r.contains("pre-warm")),
+        "{:?}",
+        d.reasons
+    );
+    // Forecast-only says the same and launches nothing.
+    spec.policy.predictive = crate::config::Predictive::ForecastOnly;
+    let d = decide(at_today(8, 57), &spec, &quiet, &mem);
+    assert_eq!(d.launch_total(), 0, "{:?}", d.reasons);
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with("forecast-only: 21.0") && r.contains("would pre-warm")),
+        "{:?}",
+        d.reasons
+    );
+    // After the hour the forecast lets go: 10:10 expects nothing.
+    spec.policy.predictive = crate::config::Predictive::On;
+    let d = decide(at_today(10, 10), &spec, &quiet, &mem);
+    assert_eq!(d.target_total(), 0, "{:?}", d.reasons);
+}
+
+#[test]
+fn without_a_day_of_history_the_forecast_changes_nothing() {
+    let mut spec = spec();
+    let obs = Observation {
+        queue_depth: 3,
+        arrival_bins: arrivals(-3600, 0, 10, 1),
+        ..Default::default()
+    };
+    let off = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    spec.policy.predictive = crate::config::Predictive::On;
+    let on = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    assert_eq!(on.pools, off.pools);
+    assert!(
+        on.reasons
+            .iter()
+            .any(|r| r == "forecast: no forecast yet (a day of history is needed)"),
+        "{:?}",
+        on.reasons
+    );
+}
+
 #[test]
 fn the_stable_mean_weights_samples_by_the_time_they_stand_for() {
     let spec = spec();
@@ -858,5 +947,46 @@ proptest! {
         mark_ready(&mut obs);
         let ready = decide(t0() + secs(dt + 1), &spec, &obs, &again.memory);
         prop_assert_eq!(ready.launch_total(), 0, "relaunch when ready: {:?}", ready.reasons);
+    }
+
+    #[test]
+    fn the_forecast_stays_within_the_limits_and_forecast_only_changes_nothing(
+        spec in arb_spec(),
+        obs in arb_observation(),
+        hour in 0i64..24,
+        per_bin in 1u64..20,
+        days in 1i64..4,
+        minute in -120i64..120,
+        ceiling in prop::option::of(0u32..4),
+    ) {
+        let mut spec = spec;
+        if let Some(max) = ceiling {
+            spec.schedules.push(toml::from_str(&format!(
+                "name = \"cap\"\nexpression = \"rate(1 minute)\"\nmax_instances = {max}"
+            )).unwrap());
+        }
+        let first = Observation { arrival_bins: daily_hour(days, hour, per_bin), ..Default::default() };
+        let mem = decide(at_today(0, 0), &spec, &first, &PolicyMemory::default()).memory;
+        let now = at_today(hour, minute.max(-hour * 60));
+        let with = |mode| {
+            let mut s = spec.clone();
+            s.policy.predictive = mode;
+            decide(now, &s, &obs, &mem)
+        };
+        let off = with(crate::config::Predictive::Off);
+        let only = with(crate::config::Predictive::ForecastOnly);
+        prop_assert_eq!(&only.pools, &off.pools);
+        prop_assert_eq!(&only.drain, &off.drain);
+        let on = with(crate::config::Predictive::On);
+        for (p, pd) in spec.pools.iter().zip(&on.pools) {
+            prop_assert!(pd.target <= p.max_instances);
+            // Pool minimums bind, unless a scheduled ceiling is below them.
+            if ceiling.is_none() && !obs.unavailable_pools.contains_key(&p.name) {
+                prop_assert!(pd.target >= p.min_instances);
+            }
+        }
+        if let Some(max) = ceiling {
+            prop_assert!(on.target_total() <= max, "{:?}", on.reasons);
+        }
     }
 }
