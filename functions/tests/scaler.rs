@@ -691,3 +691,41 @@ async fn a_gpu_utilization_outside_its_range_is_refused_and_changes_nothing() {
     assert_eq!(deps.store.load_policy(&d).await.unwrap().generation, 0);
     assert!(fake.started().is_empty());
 }
+
+#[tokio::test]
+async fn a_daily_pattern_written_as_the_worker_writes_it_pre_warms_before_it_returns() {
+    for (mode, launches) in [("forecast-only", 0), ("on", 1)] {
+        let d = unique("prewarm");
+        let fake = Arc::new(FakeProvider::per_instance());
+        let extra = format!("[deployments.policy]\npredictive = \"{mode}\"");
+        let deps = deps(config(&one_pool(&d, &extra)), fake.clone(), depth(&d, 0)).await;
+        // The two days before: one request per 10 s from t0 + 2 min for an hour, counted
+        // into Redis by the worker's own call. Nothing is queued now, nothing runs.
+        for day in 1..=2 {
+            let start = t0() - TimeDelta::days(day) + TimeDelta::minutes(2);
+            for i in 0..360 {
+                let at = start + TimeDelta::seconds(i * 10);
+                deps.store.add_arrivals(&d, at, 1).await.unwrap();
+            }
+        }
+        let out = scaler::handle_json(tick(&format!("prewarm-{mode}")), &deps)
+            .await
+            .unwrap();
+        let run = &out.deployments[0];
+        // At t0 the window one boot lead (90 s) ahead, one grace (5 min) long, holds
+        // 3.5 minutes of the pattern: 21 requests expected.
+        assert_eq!(run.requested.len(), launches, "{mode}: {:?}", run.reasons);
+        let logged = deps.store.recent_decisions(&d, 1).await.unwrap();
+        let said = logged[0]
+            .decision
+            .reasons
+            .iter()
+            .find(|r| r.contains("21.0 requests expected"))
+            .cloned();
+        assert!(
+            said.as_deref().is_some_and(|r| r.contains("pre-warm")),
+            "{mode}: the decision log (what `scale0 explain` prints) says why: {:?}",
+            logged[0].decision.reasons
+        );
+    }
+}

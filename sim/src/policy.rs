@@ -509,6 +509,7 @@ pub fn resize(
         reasons: vec![reason],
         commitment: None,
         budgets: Vec::new(),
+        forecast: None,
     }
 }
 

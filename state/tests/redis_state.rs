@@ -549,6 +549,7 @@ async fn commit_registers_launches_marks_drains_and_logs() {
         reasons: vec!["because".into()],
         commitment: None,
         budgets: Vec::new(),
+        forecast: None,
     };
     assert_eq!(
         s.commit_decision(0, &decision).await.unwrap(),

@@ -28,6 +28,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::PolicyMemory;
 use super::stabilize::{KEEP_ONE, KeepAlive};
@@ -37,8 +38,23 @@ use crate::duration::HumanDuration;
 const MIN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_WINDOW: Duration = Duration::from_secs(3600);
 
-/// The slots the forecast holds now (0 when it holds none, or is off or forecast-only).
-pub(super) fn floor(
+/// What the forecast expected and held, on the decision (for `scale0 explain`, the
+/// decision log and whatever exports it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forecast {
+    /// Requests the profile expects in `[window_start, window_end)`.
+    pub expected_requests: f64,
+    pub window_start: DateTime<Utc>,
+    pub window_end: DateTime<Utc>,
+    /// Slots the forecast holds (`on`) or would hold (`forecast-only`); 0 below one
+    /// expected request.
+    pub slots: f64,
+    /// Whether the slots went into the decision (`on`).
+    pub applied: bool,
+}
+
+/// The forecast at `now`, or `None` when it is off or the history is too short.
+pub(super) fn assess(
     now: DateTime<Utc>,
     spec: &Deployment,
     memory: &PolicyMemory,
@@ -46,47 +62,47 @@ pub(super) fn floor(
     keep_alive: &KeepAlive,
     service: Duration,
     reasons: &mut Vec<String>,
-) -> f64 {
-    let mode = spec.policy.predictive;
-    if mode == Predictive::Off {
-        return 0.0;
-    }
+) -> Option<Forecast> {
+    let prefix = match spec.policy.predictive {
+        Predictive::Off => return None,
+        Predictive::ForecastOnly => "forecast-only: ",
+        Predictive::On => "forecast: ",
+    };
+    let applied = spec.policy.predictive == Predictive::On;
     let window = keep_alive.after_idle.clamp(MIN_WINDOW, MAX_WINDOW);
     let delta = |d: Duration| TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX);
-    let from = now + delta(lead);
-    let to = from + delta(window);
-    let prefix = match mode {
-        Predictive::ForecastOnly => "forecast-only: ",
-        _ => "forecast: ",
-    };
-    let Some(expected) = memory.history.profile.expected(from, to) else {
+    let window_start = now + delta(lead);
+    let window_end = window_start + delta(window);
+    let Some(expected) = memory.history.profile.expected(window_start, window_end) else {
         reasons.push(format!(
             "{prefix}no forecast yet (a day of history is needed)"
         ));
-        return 0.0;
+        return None;
     };
-    let window_text = format!(
-        "{expected:.1} requests expected in the {} after a boot lead of {} (window: {})",
+    let said = format!(
+        "{prefix}{expected:.1} requests expected in the {} after a boot lead of {} (window: {})",
         HumanDuration::from(window),
         HumanDuration::from(lead),
         keep_alive.because
     );
-    if expected < 1.0 {
-        reasons.push(format!("{prefix}{window_text}: no pre-warm"));
-        return 0.0;
-    }
-    let rate = expected / window.as_secs_f64();
-    let slots = (rate * service.as_secs_f64() / spec.policy.target_utilization).max(KEEP_ONE);
-    match mode {
-        Predictive::ForecastOnly => {
-            reasons.push(format!(
-                "{prefix}{window_text}: would pre-warm {slots:.2} slots (changes nothing)"
-            ));
-            0.0
-        }
-        _ => {
-            reasons.push(format!("{prefix}{window_text}: pre-warm {slots:.2} slots"));
-            slots
-        }
-    }
+    let slots = if expected < 1.0 {
+        reasons.push(format!("{said}: no pre-warm"));
+        0.0
+    } else {
+        let rate = expected / window.as_secs_f64();
+        let slots = (rate * service.as_secs_f64() / spec.policy.target_utilization).max(KEEP_ONE);
+        reasons.push(if applied {
+            format!("{said}: pre-warm {slots:.2} slots")
+        } else {
+            format!("{said}: would pre-warm {slots:.2} slots (changes nothing)")
+        });
+        slots
+    };
+    Some(Forecast {
+        expected_requests: expected,
+        window_start,
+        window_end,
+        slots,
+        applied,
+    })
 }

@@ -58,6 +58,7 @@ use crate::cost::budget::{self, BudgetStatus, Commitment, Horizons};
 use crate::cost::quota::QuotaLimit;
 
 pub use allocate::{Limits, PoolCapacity, allocate};
+pub use forecast::Forecast;
 pub use scheduled::{ScheduledLimit, ScheduledLimits, active_limits};
 
 /// What the control plane sees of one deployment at one instant.
@@ -179,6 +180,9 @@ pub struct Decision {
     /// Every budget covering the deployment, as this decision saw it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub budgets: Vec<BudgetStatus>,
+    /// What the time-of-week forecast expected, with `predictive` on or forecast-only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,7 +301,7 @@ pub fn decide(
     );
 
     // 4a. Pre-warm for the demand the time-of-week profile forecasts.
-    let prewarm = forecast::floor(
+    let forecast = forecast::assess(
         now,
         spec,
         &memory,
@@ -306,7 +310,10 @@ pub fn decide(
         demand::service_time(spec, obs),
         &mut reasons,
     );
-    let stabilized = stabilized.max(prewarm);
+    let stabilized = match &forecast {
+        Some(f) if f.applied => stabilized.max(f.slots),
+        _ => stabilized,
+    };
 
     // 5. Scheduled floor (looking one lead time ahead) and ceiling.
     let limits = active_limits(&spec.schedules, now, lead);
@@ -454,6 +461,7 @@ pub fn decide(
         reasons,
         commitment: Some(commitment),
         budgets,
+        forecast,
     }
 }
 

@@ -559,6 +559,8 @@ fn a_daily_pattern_pre_warms_one_boot_lead_before_it_returns() {
         "{:?}",
         d.reasons
     );
+    let f = d.forecast.as_ref().unwrap();
+    assert!(f.applied && f.slots > 0.0 && (f.expected_requests - 21.0).abs() < 1e-3);
     // Forecast-only says the same and launches nothing.
     spec.policy.predictive = crate::config::Predictive::ForecastOnly;
     let d = decide(at_today(8, 57), &spec, &quiet, &mem);
