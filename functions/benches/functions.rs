@@ -8,6 +8,9 @@
 //!    one measured). Each deployment has four ready instances and a warm policy
 //!    memory. Queue depth comes from the in-memory stand-in (the AMQP passive declare
 //!    is timed separately). Goal: p99 ≤ 10 ms, budgets included (issue 15).
+//!    And with 100 deployments, `predictive = "on"` and a cold-start budget, the
+//!    measured one with a week of arrival bins in Redis (issue 12: the forecast, the
+//!    learned keep-alive and the profile in the stored memory, on every call).
 //! 2. A tick over all 100 deployments (one invocation, concurrent deployments).
 //! 3. Binary start-up to first invocation handled: `scale0-scaler` started cold,
 //!    again and again, against the test Runtime API server; the clock runs from spawn
@@ -37,7 +40,7 @@ use scale0_state::Store;
 const REDIS: &str = "redis://127.0.0.1:6379";
 const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-fn config(names: &[String], budgets: usize) -> Config {
+fn config(names: &[String], budgets: usize, policy: &str) -> Config {
     let mut toml = String::new();
     for b in 0..budgets {
         // Two budgets over everything (a month in a zone, a rolling week); the others
@@ -77,6 +80,7 @@ max_instances = 10
 slots = 4
 price_per_hour_usd = 0.7
 boot_time = "60s"
+{policy}
 "#
         ));
     }
@@ -130,15 +134,34 @@ fn activation(deployment: &str, n: usize) -> ScalerEvent {
     }])
 }
 
+/// A week of arrivals for `deployment`, as the worker counts them: busy 08:00–20:00
+/// UTC with a few requests per 10 s bin, quiet at night.
+async fn seed_week(store: &Store, deployment: &str) {
+    let now = Utc::now().timestamp();
+    let bins = (now - 7 * 86_400..now)
+        .step_by(10)
+        .filter(|s| (8 * 3600..20 * 3600).contains(&s.rem_euclid(86_400)));
+    for s in bins {
+        let at = chrono::DateTime::from_timestamp(s, 0).unwrap();
+        store
+            .add_arrivals(deployment, at, (s / 10 % 5) as u64 + 1)
+            .await
+            .unwrap();
+    }
+}
+
+/// With `history`, every deployment has `predictive = "on"` and a 1% cold-start
+/// budget, and the measured one a week of arrivals in Redis.
 async fn handler_latency(
     store: &Store,
     deployments: usize,
     budgets: usize,
+    history: bool,
     iterations: usize,
 ) -> Vec<String> {
     let pid = std::process::id();
     let names: Vec<String> = (0..deployments)
-        .map(|i| format!("bench-{pid}-{deployments}-{budgets}-{i}"))
+        .map(|i| format!("bench-{pid}-{deployments}-{budgets}-{history}-{i}"))
         .collect();
     // The ledger in a namespace of its own, deleted at the end.
     let store = &store
@@ -150,14 +173,22 @@ async fn handler_latency(
         // 200 queued per deployment: 4 ready × 8 slots cover it; steady state.
         queue.set(&request_queue(n), 200);
     }
+    let policy = if history {
+        "[deployments.policy]\npredictive = \"on\"\ncold_start_budget = 0.01"
+    } else {
+        ""
+    };
     let deps = Deps::new(
-        config(&names, budgets),
+        config(&names, budgets, policy),
         store.clone(),
         Arc::new(FakeProvider::per_instance()),
         queue,
     )
     .with_clock(Clock::system());
     let target = names[deployments / 2].clone();
+    if history {
+        seed_week(store, &target).await;
+    }
     // Warm up: policy memory fills its windows, connections are open.
     for n in 0..100 {
         scaler::scaler(activation(&target, n), &deps).await.unwrap();
@@ -172,7 +203,12 @@ async fn handler_latency(
     }
     summary(
         &format!(
-            "scaler handler, one control event, {deployments} deployment(s), {budgets} budget(s)"
+            "scaler handler, one control event, {deployments} deployment(s), {budgets} budget(s){}",
+            if history {
+                ", a week of history, predictive on"
+            } else {
+                ""
+            }
         ),
         samples,
     );
@@ -346,12 +382,13 @@ fn main() {
         let store = Store::connect(REDIS)
             .await
             .expect("Redis at 127.0.0.1:6379");
-        let one = handler_latency(&store, 1, 0, 2000).await;
-        let hundred = handler_latency(&store, 100, 0, 2000).await;
-        let budgeted = handler_latency(&store, 100, 10, 2000).await;
+        let one = handler_latency(&store, 1, 0, false, 2000).await;
+        let hundred = handler_latency(&store, 100, 0, false, 2000).await;
+        let budgeted = handler_latency(&store, 100, 10, false, 2000).await;
+        let historied = handler_latency(&store, 100, 0, true, 2000).await;
         amqp_depth().await;
         startup().await;
-        for names in [one, hundred, budgeted] {
+        for names in [one, hundred, budgeted, historied] {
             cleanup(&store, &names).await;
         }
     });

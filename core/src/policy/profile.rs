@@ -173,11 +173,21 @@ impl TimeOfWeekProfile {
         let (from, to) = (from.timestamp(), to.timestamp());
         let mut total = 0.0f64;
         let mut t = from;
+        let mut factor: Option<(i64, f32)> = None;
         while t < to {
             let minute_end = (t - t.rem_euclid(60) + 60).min(to);
             let share = (minute_end - t) as f64 / 60.0;
             let mean = self.minute_mean(t)?;
-            total += share * f64::from(mean * self.weekday_factor(day_of(t)));
+            let day = day_of(t);
+            let f = match factor {
+                Some((d, f)) if d == day => f,
+                _ => {
+                    let f = self.weekday_factor(day);
+                    factor = Some((day, f));
+                    f
+                }
+            };
+            total += share * f64::from(mean * f);
             t = minute_end;
         }
         Some(total)
