@@ -424,10 +424,10 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
         .collect();
     if !bursty.is_empty() {
         p.push_str(&format!(
-            "Where it is cheap it often buys that with waiting beyond cold starts: {}. `decide()` sizes a backlog to drain within \
-             {} once capacity is ready, and a backlog at zero first waits a boot; its tracking has no notion of the SLO. ",
+            "Where it is cheap it often buys that with waiting beyond cold starts: {}. Once capacity is ready `decide()` launches \
+             for a backlog only what the ready slots leave undrained after a boot lead, and a backlog at zero first waits \
+             a boot; its tracking has no notion of the SLO. ",
             bursty.join(", "),
-            with_scale0[0].0.scale0_settings.split(',').next().unwrap_or("target_queue_wait")
         ));
     }
 
@@ -451,9 +451,9 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
         .collect();
     if !costly_bursts.is_empty() {
         p.push_str(&format!(
-            "In bursts with long boots it pays for capacity that arrives late: {}. Each burst's backlog asks for enough \
-             instances to drain it within target_queue_wait; when the boot is longer than the burst, they are ready \
-             after it and idle until the stabilization window lets them go. ",
+            "In bursts with long boots it pays for capacity that arrives late: {}. A backlog at zero asks for enough \
+             instances to drain it within target_queue_wait once they are ready; when the boot is longer than the burst, \
+             they are ready after it and idle until the stabilization window lets them go. ",
             costly_bursts.join(", ")
         ));
     }
@@ -477,7 +477,9 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
         p.push_str(&format!(
             "On sparse streams it pays for idle instances: {}. There it waits out scale_to_zero_grace after the last \
              request and scales in only once the stabilization window holds no demand ({}), longer than Knative's 90 s \
-             and shorter than a 10-minute keep-alive, and every request after a scale-in still pays a full boot. ",
+             and shorter than a 10-minute keep-alive, and every request after a scale-in still pays a full boot unless \
+             the time-of-week forecast pre-warms for it (`predictive = \"on\"`); with a cold_start_budget the \
+             keep-alive is learned from the deployment's idle gaps instead. ",
             sparse.join(", "),
             with_scale0[0].0.scale0_settings
         ));

@@ -147,3 +147,53 @@ async fn status_and_explain_read_the_state_store() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn explain_shows_what_the_forecast_expected() {
+    let d = format!(
+        "t-cli-forecast-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_subsec_nanos()
+    );
+    let store = Store::connect_with_timeout(&redis_url(), Duration::from_secs(3))
+        .await
+        .expect("Redis (infra/local/services.sh)");
+    let toml = format!(
+        "[[deployments]]\nname = \"{d}\"\n[deployments.policy]\npredictive = \"forecast-only\"\n[[deployments.pools]]\nname = \"a10g\"\nmax_instances = 2\nslots = 8\nprice_per_hour_usd = 1.0\nboot_time = \"90s\"\n"
+    );
+    let spec = Config::load(&toml).unwrap().deployments.remove(0);
+    let t0 = Utc.with_ymd_and_hms(2026, 6, 1, 12, 0, 0).unwrap();
+    // Yesterday, one request per 10 s from t0 + 2 min for an hour, as the worker counts.
+    let start = t0 - chrono::TimeDelta::days(1) + chrono::TimeDelta::minutes(2);
+    for i in 0..360 {
+        let at = start + chrono::TimeDelta::seconds(i * 10);
+        store.add_arrivals(&d, at, 1).await.unwrap();
+    }
+    let mut obs = store.observe(&spec, t0, 0).await.unwrap();
+    obs.arrival_bins = store
+        .arrivals(&d, t0 - chrono::TimeDelta::days(8), t0)
+        .await
+        .unwrap();
+    let decision = decide(t0, &spec, &obs, &PolicyMemory::default());
+    let snap = store.load_policy(&d).await.unwrap();
+    store
+        .commit_decision_observed(
+            snap.generation,
+            &decision,
+            Some(&ObservedSummary::new("tick", &obs)),
+        )
+        .await
+        .unwrap();
+
+    let (code, out, err) = scale0(&["explain", &d, "-n", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("forecast-only: 27.0 requests expected in the 5m after a boot lead of 1m30s")
+            && out.contains("would pre-warm"),
+        "{out}"
+    );
+    let (_, json, _) = scale0(&["explain", "--json", "-n", "1", &d]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["decision"]["forecast"]["applied"], false);
+    store.forget_deployment(&d).await.unwrap();
+}

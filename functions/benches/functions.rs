@@ -267,7 +267,7 @@ async fn amqp_depth() {
 async fn startup() {
     let api = runtime_api::RuntimeApi::start().await;
     let name = format!("bench-{}-startup", std::process::id());
-    let mut config = config(std::slice::from_ref(&name), 0);
+    let mut config = config(std::slice::from_ref(&name), 0, "");
     config.provider.local.state_dir = Some(
         std::env::temp_dir()
             .join("scale0-bench")

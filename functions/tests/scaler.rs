@@ -713,14 +713,14 @@ async fn a_daily_pattern_written_as_the_worker_writes_it_pre_warms_before_it_ret
             .unwrap();
         let run = &out.deployments[0];
         // At t0 the window one boot lead (90 s) ahead, one grace (5 min) long, holds
-        // 3.5 minutes of the pattern: 21 requests expected.
+        // 4.5 minutes of the pattern (from t0 + 2 min to t0 + 6.5 min): 27 requests expected.
         assert_eq!(run.requested.len(), launches, "{mode}: {:?}", run.reasons);
         let logged = deps.store.recent_decisions(&d, 1).await.unwrap();
         let said = logged[0]
             .decision
             .reasons
             .iter()
-            .find(|r| r.contains("21.0 requests expected"))
+            .find(|r| r.contains("27.0 requests expected"))
             .cloned();
         assert!(
             said.as_deref().is_some_and(|r| r.contains("pre-warm")),
