@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use scale0_core::contract::InstanceState;
 use scale0_core::cost::budget::{BudgetStatus, forecast_usd};
-use scale0_core::policy::Cap;
+use scale0_core::policy::{Cap, Forecast};
 use scale0_state::Store;
 use scale0_state::ledger::BudgetReport;
 use serde::Serialize;
@@ -60,6 +60,9 @@ pub struct LastDecision {
     pub trigger: Option<String>,
     pub demand: f64,
     pub reasons: Vec<String>,
+    /// What the time-of-week forecast expected, with `predictive` on or forecast-only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -205,6 +208,7 @@ pub async fn gather(
             trigger: l.observed.map(|o| o.trigger),
             demand: l.decision.demand,
             reasons: l.decision.reasons,
+            forecast: l.decision.forecast,
         }),
         budgets,
         quotas,
@@ -316,6 +320,21 @@ pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
     }
     if let Some(l) = &s.last_decision {
         let _ = writeln!(out, "  demand {:.1} concurrent requests", l.demand);
+        if let Some(f) = &l.forecast {
+            let _ = writeln!(
+                out,
+                "  forecast: {:.1} requests expected {} – {}, {} {:.2} slots",
+                f.expected_requests,
+                f.window_start.format("%H:%M:%S"),
+                f.window_end.format("%H:%M:%S UTC"),
+                if f.applied {
+                    "pre-warming"
+                } else {
+                    "forecast-only, would pre-warm"
+                },
+                f.slots
+            );
+        }
         for r in l.reasons.iter().take(5) {
             let _ = writeln!(out, "  - {r}");
         }

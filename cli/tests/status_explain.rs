@@ -195,5 +195,17 @@ async fn explain_shows_what_the_forecast_expected() {
     let (_, json, _) = scale0(&["explain", "--json", "-n", "1", &d]);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v[0]["decision"]["forecast"]["applied"], false);
+    // `scale0 status` says it on a line of its own, and exports it in `--json`.
+    let (code, out, err) = scale0(&["status", &d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(
+            "  forecast: 27.0 requests expected 12:01:30 – 12:06:30 UTC, forecast-only, would pre-warm"
+        ),
+        "{out}"
+    );
+    let (_, json, _) = scale0(&["status", "--json", &d]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["last_decision"]["forecast"]["expected_requests"], 27.0);
     store.forget_deployment(&d).await.unwrap();
 }
