@@ -8,12 +8,11 @@
 //! calls of both, side by side. Goals (issues 2 and 12): p99 ≤ 50 µs, with a week of
 //! history too, so a control loop over thousands of deployments stays cheap.
 
+use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{TimeDelta, TimeZone, Utc};
-use std::collections::BTreeMap;
-
 use scale0_core::config::{Config, Deployment, Predictive};
 use scale0_core::contract::{InstanceRecord, InstanceState};
 use scale0_core::policy::{Observation, ObservedInstance, PolicyMemory, decide};

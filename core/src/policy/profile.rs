@@ -96,10 +96,11 @@ impl TimeOfWeekProfile {
             }
             Some((current, _)) if day > current => {
                 self.close_day(current);
-                for _ in 0..(day - current).min(MAX_ROLL_DAYS) {
-                    self.by_minute.iter_mut().for_each(|m| *m *= DAY_DECAY);
-                    self.days = self.days * DAY_DECAY + 1.0;
-                }
+                // k days of decay at once: counts × d^k, days × d^k + (1 + d + … + d^(k-1)).
+                let k = (day - current).min(MAX_ROLL_DAYS) as i32;
+                let decay = DAY_DECAY.powi(k);
+                self.by_minute.iter_mut().for_each(|m| *m *= decay);
+                self.days = self.days * decay + (1.0 - decay) / (1.0 - DAY_DECAY);
                 // Whole idle days between are complete days of no arrivals.
                 for idle in (current + 1..day).rev().take(7) {
                     self.close_weekday(idle, 0.0);

@@ -511,7 +511,7 @@ fn a_cold_start_budget_learns_the_keep_alive_from_the_idle_gaps() {
 /// Arrival bins of `per_bin` requests every 10 s in the hour from `hour` of each of the
 /// `days` days before t0's day.
 fn daily_hour(days: i64, hour: i64, per_bin: u64) -> BTreeMap<i64, u64> {
-    let midnight = t0().timestamp() - t0().timestamp().rem_euclid(86_400);
+    let midnight = midnight();
     (1..=days)
         .flat_map(|d| {
             let start = midnight - d * 86_400 + hour * 3600;
@@ -520,9 +520,13 @@ fn daily_hour(days: i64, hour: i64, per_bin: u64) -> BTreeMap<i64, u64> {
         .collect()
 }
 
+/// The start of t0's day (UTC), seconds since the epoch.
+fn midnight() -> i64 {
+    t0().timestamp() - t0().timestamp().rem_euclid(86_400)
+}
+
 fn at_today(hour: i64, minute: i64) -> DateTime<Utc> {
-    let midnight = t0().timestamp() - t0().timestamp().rem_euclid(86_400);
-    DateTime::from_timestamp(midnight + hour * 3600 + minute * 60, 0).unwrap()
+    DateTime::from_timestamp(midnight() + hour * 3600 + minute * 60, 0).unwrap()
 }
 
 #[test]
