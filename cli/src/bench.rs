@@ -397,10 +397,12 @@ fn assessment(results: &[(ScenarioReport, f64)]) -> String {
             format!("{name} {cheaper}/{both} cheaper, {better}/{both} higher SLO")
         })
         .collect();
-    p.push_str(&format!(
-        "Against each baseline, scale0 is: {}. ",
-        pairs.join("; ")
-    ));
+    if !pairs.is_empty() {
+        p.push_str(&format!(
+            "Against each baseline, scale0 is: {}. ",
+            pairs.join("; ")
+        ));
+    }
 
     // Bursts: cheaper than zero-queueing, at the price of waits.
     let bursty: Vec<String> = with_scale0

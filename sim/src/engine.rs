@@ -29,6 +29,23 @@
 //!   scored; instance time is billed, and launches and the peak counted, only from
 //!   `warmup` on. (A request that arrived in the warmup and is lost with its instance
 //!   after it counts as failed: the engine tracks in-flight counts, not which request.)
+//! - **Spot interruptions** (`[instances] interruptions_per_instance_hour`): each
+//!   instance of a `capacity_type = "spot"` pool draws its time to an interruption
+//!   warning from a Poisson process, from launch; a warning also takes each other
+//!   running instance of the pool with `interruption_correlation`. A warned instance
+//!   does what the Spot event handler makes it do (`functions/src/spot.rs`): it drains at
+//!   once (no new dispatch; a booting or idle one stops), the policy is woken after
+//!   `activation_latency` to replace it, and the pool's recent interruptions and
+//!   instance-hours reach `decide()` as the store would report them
+//!   (`Observation.cost.interruptions`, over `scale0_core::cost::spot::WINDOW`). At the
+//!   end of the notice the instance is reclaimed: what it still serves fails (counted as
+//!   failed and as interrupted in flight; the real worker retries such requests on
+//!   another instance, so this is the pessimistic count).
+//! - **Budgets and quotas** (`[[budgets]]`, `[[quotas]]`): before each decision the
+//!   engine bills every instance by the ledger's rule and hands `decide()` each
+//!   budget's spend in its current period (`crate::spend`), the deployment alone in
+//!   scope; quotas reach it with nothing held by other deployments. The report gives
+//!   each budget's most-billed period, so a run shows whether the cap held.
 //! - **Metric delay**: queue depth, held and in-flight counts (and the concurrency
 //!   integral) a decision sees are those of `metric_delay` earlier; the instance
 //!   registry is current, as it is in Redis.
@@ -37,7 +54,8 @@
 //!   still filling included, which it does not fold), as the scaler reads them from
 //!   where the policy's history stopped. Nothing of the future is visible.
 //!
-//! Events at the same instant run in a fixed order — boots, completions, expiries,
+//! Events at the same instant run in a fixed order — boots, completions, interruption
+//! warnings, reclaims, expiries,
 //! arrivals, decisions — and ties by instance index, so a run is a pure function of its
 //! inputs: same scenario and seed, same numbers, bit for bit.
 
@@ -50,11 +68,14 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::metrics::{PolicyReport, PoolUsage, Series, Waits};
 use crate::policy::{Autoscaler, Dispatch, Signals};
 use crate::rng::{Rng, Stream};
+use crate::spend::{self, Billed};
 use crate::trace::{MICROS_PER_SEC, Micros};
 use crate::workload::Request;
 use scale0_core::admission;
-use scale0_core::config::{Deployment, Metric};
+use scale0_core::config::{Budget, CapacityType, Deployment, Metric, Quota};
 use scale0_core::contract::{InstanceRecord, InstanceState};
+use scale0_core::cost::quota::QuotaObservation;
+use scale0_core::cost::spot::PoolInterruptions;
 use scale0_core::policy::history::BIN_SECS as ARRIVAL_BIN_SECS;
 use scale0_core::policy::{Decision, Observation, ObservedInstance};
 
@@ -78,6 +99,23 @@ pub struct EngineParams {
     pub series_buckets: usize,
     /// Let policies that claim it skip ticks while the deployment is empty.
     pub skip_idle_ticks: bool,
+    pub interruptions: InterruptionModel,
+    /// The budgets covering the deployment, which `decide()` sees as the store would
+    /// report them (`crate::spend`).
+    pub budgets: Vec<Budget>,
+    /// The quotas covering one of its pools; no other deployment holds any of them.
+    pub quotas: Vec<Quota>,
+}
+
+/// How Spot instances are interrupted (see the module doc).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InterruptionModel {
+    /// Warnings per instance-hour of a Spot pool's instance; 0 = never.
+    pub rate_per_instance_hour: f64,
+    /// Warning → reclaim.
+    pub notice: Micros,
+    /// Chance a warning also takes each other running instance of its pool.
+    pub correlation: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +137,9 @@ struct Inst {
     slots: u32,
     /// When its last request finished (or it became ready).
     idle_from: Micros,
+    stopped_at: Option<Micros>,
+    /// Had its Spot interruption warning.
+    warned: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -112,6 +153,8 @@ struct Waiting {
 /// Event kinds in their order at equal times.
 const EV_BOOT: u8 = 0;
 const EV_DONE: u8 = 1;
+const EV_WARN: u8 = 2;
+const EV_RECLAIM: u8 = 3;
 
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
@@ -143,6 +186,11 @@ struct Engine<'a> {
     free_ready_slots: u64,
     events: BinaryHeap<Reverse<(Micros, u8, usize)>>,
     boot_rng: Rng,
+    interruption_rng: Rng,
+    /// Per pool: interruption warnings within the store's window, oldest first.
+    recent_warnings: Vec<VecDeque<Micros>>,
+    /// Instances before this index stopped before the window of `recent_warnings`.
+    first_in_window: usize,
     cap_slots: Option<f64>,
     /// Mean service time of recent completions (the worker's measurement).
     service_ring: VecDeque<Micros>,
@@ -174,6 +222,8 @@ struct Engine<'a> {
     cold: u64,
     waits: Waits,
     launches: Vec<u64>,
+    interruptions: Vec<u64>,
+    interrupted_in_flight: u64,
     billed: Vec<i128>,
     zero_time: Micros,
     peak_instances: u32,
@@ -203,6 +253,14 @@ impl<'a> Engine<'a> {
             .iter()
             .any(|r| r.metric == Metric::LatencyP95Ms);
         let mut obs = Observation::default();
+        obs.cost.quotas = p
+            .quotas
+            .iter()
+            .map(|q| QuotaObservation {
+                quota: q.clone(),
+                others_vcpus: 0,
+            })
+            .collect();
         for pool in &spec.pools {
             obs.recent_boot_times.insert(pool.name.clone(), Vec::new());
         }
@@ -225,6 +283,9 @@ impl<'a> Engine<'a> {
             free_ready_slots: 0,
             events: BinaryHeap::new(),
             boot_rng,
+            interruption_rng: Rng::stream(p.seed, Stream::Interruption),
+            recent_warnings: vec![VecDeque::new(); spec.pools.len()],
+            first_in_window: 0,
             cap_slots: None,
             service_ring: VecDeque::with_capacity(SERVICE_WINDOW),
             service_sum: 0,
@@ -251,6 +312,8 @@ impl<'a> Engine<'a> {
             cold: 0,
             waits: Waits::default(),
             launches: vec![0; spec.pools.len()],
+            interruptions: vec![0; spec.pools.len()],
+            interrupted_in_flight: 0,
             billed: vec![0; spec.pools.len()],
             zero_time: 0,
             peak_instances: 0,
@@ -363,6 +426,8 @@ impl<'a> Engine<'a> {
             in_flight: 0,
             slots: p.slots,
             idle_from: self.now + boot,
+            stopped_at: None,
+            warned: false,
         };
         self.obs.instances.push(ObservedInstance {
             record: InstanceRecord {
@@ -381,6 +446,13 @@ impl<'a> Engine<'a> {
         self.booting_count += 1;
         self.booting_slots += p.slots;
         self.events.push(Reverse((inst.ready_at, EV_BOOT, idx)));
+        let rate = self.p.interruptions.rate_per_instance_hour;
+        if rate > 0.0 && p.capacity_type == CapacityType::Spot {
+            let mean = 3600.0 * MICROS_PER_SEC as f64 / rate;
+            let after = self.interruption_rng.exponential(mean).min(1e15) as Micros;
+            self.events
+                .push(Reverse((self.now + after.max(1), EV_WARN, idx)));
+        }
         self.instances.push(inst);
         self.active.push(idx);
         if self.now >= self.p.warmup {
@@ -412,6 +484,7 @@ impl<'a> Engine<'a> {
             State::Draining | State::Stopped => {}
         }
         inst.state = State::Stopped;
+        inst.stopped_at = Some(self.now);
         if inst.in_flight > 0 {
             // Terminated while serving: those requests are lost.
             if self.now >= self.p.warmup {
@@ -446,6 +519,97 @@ impl<'a> Engine<'a> {
                 rec.draining_since = Some(since);
             }
             State::Draining | State::Stopped => {}
+        }
+    }
+
+    /// An interruption warning for `idx` (and, by correlation, others of its pool).
+    /// Returns whether an instance was warned, so the policy is woken to replace it.
+    fn warn(&mut self, idx: usize) -> bool {
+        if self.instances[idx].state == State::Stopped || self.instances[idx].warned {
+            return false;
+        }
+        let pool = self.instances[idx].pool;
+        let mut warned = vec![idx];
+        let correlation = self.p.interruptions.correlation;
+        if correlation > 0.0 {
+            for &other in &self.active {
+                let o = &self.instances[other];
+                if other != idx
+                    && o.pool == pool
+                    && !o.warned
+                    && self.interruption_rng.chance(correlation)
+                {
+                    warned.push(other);
+                }
+            }
+        }
+        for i in warned {
+            self.instances[i].warned = true;
+            self.recent_warnings[pool].push_back(self.now);
+            if self.now >= self.p.warmup {
+                self.interruptions[pool] += 1;
+            }
+            self.drain(i);
+            if self.instances[i].state != State::Stopped {
+                let at = self.now + self.p.interruptions.notice;
+                self.events.push(Reverse((at, EV_RECLAIM, i)));
+            }
+        }
+        true
+    }
+
+    /// The end of a warned instance's notice: EC2 takes it, with what it still serves.
+    fn reclaim(&mut self, idx: usize) {
+        let inst = &self.instances[idx];
+        if inst.state == State::Stopped {
+            return;
+        }
+        if self.now >= self.p.warmup {
+            self.interrupted_in_flight += u64::from(inst.in_flight);
+        }
+        self.stop(idx);
+    }
+
+    /// Each Spot pool's interruptions and instance-hours over the store's window, as
+    /// the scaler reads them for `decide()`.
+    fn observe_interruptions(&mut self) {
+        if self.p.interruptions.rate_per_instance_hour == 0.0 {
+            return;
+        }
+        let window = scale0_core::cost::spot::WINDOW
+            .num_microseconds()
+            .unwrap_or(Micros::MAX);
+        let from = self.now - window;
+        while self
+            .instances
+            .get(self.first_in_window)
+            .is_some_and(|i| i.stopped_at.is_some_and(|t| t < from))
+        {
+            self.first_in_window += 1;
+        }
+        let mut hours = vec![0.0; self.spec.pools.len()];
+        for inst in &self.instances[self.first_in_window..] {
+            let end = inst.stopped_at.unwrap_or(self.now);
+            let start = inst.launched.max(from);
+            if end > start {
+                hours[inst.pool] += (end - start) as f64 / (3600.0 * MICROS_PER_SEC as f64);
+            }
+        }
+        for (i, pool) in self.spec.pools.iter().enumerate() {
+            if pool.capacity_type != CapacityType::Spot {
+                continue;
+            }
+            let warnings = &mut self.recent_warnings[i];
+            while warnings.front().is_some_and(|&t| t < from) {
+                warnings.pop_front();
+            }
+            self.obs.cost.interruptions.insert(
+                pool.name.clone(),
+                PoolInterruptions {
+                    interruptions: warnings.len() as u32,
+                    instance_hours: hours[i],
+                },
+            );
         }
     }
 
@@ -768,8 +932,30 @@ impl<'a> Engine<'a> {
         (waiting, in_flight, integral, metric_t)
     }
 
+    /// Every instance's time on the bill, running ones up to `until`.
+    fn bill(&self) -> Vec<Billed> {
+        self.instances
+            .iter()
+            .map(|i| Billed {
+                launched: self.at(i.launched),
+                stopped: i.stopped_at.map(|t| self.at(t)),
+                price: self.spec.pools[i.pool].price_per_hour_usd,
+            })
+            .collect()
+    }
+
     fn control(&mut self, policy: &mut dyn Autoscaler, delay: Micros) {
         let (_, _, integral, metric_t) = self.observe(delay);
+        self.observe_interruptions();
+        if !self.p.budgets.is_empty() {
+            let (bill, now) = (self.bill(), self.at(self.now));
+            self.obs.cost.budgets = self
+                .p
+                .budgets
+                .iter()
+                .map(|b| spend::observe(b, &bill, now))
+                .collect();
+        }
         self.last_busy.clear();
         for &idx in &self.active {
             let inst = &self.instances[idx];
@@ -829,6 +1015,7 @@ impl<'a> Engine<'a> {
     ) {
         let mut requests = requests.peekable();
         let tick = policy.tick().max(1);
+        self.obs.cost.decision_interval = Duration::from_micros(tick as u64);
         let wakes = policy.wakes();
         let delay = self.delay;
         let skip = if self.p.skip_idle_ticks {
@@ -887,7 +1074,13 @@ impl<'a> Engine<'a> {
                 self.advance(t);
                 match kind {
                     EV_BOOT => self.boot_done(idx),
-                    _ => self.complete(idx),
+                    EV_DONE => self.complete(idx),
+                    EV_WARN => {
+                        if self.warn(idx) && pending_wake.is_none() {
+                            pending_wake = Some(self.now + self.p.activation_latency);
+                        }
+                    }
+                    _ => self.reclaim(idx),
                 }
             } else if t_expiry == t_next {
                 self.advance(t_expiry);
@@ -938,10 +1131,19 @@ impl<'a> Engine<'a> {
                     instance_seconds: seconds,
                     cost_usd: seconds / 3600.0 * pool.price_per_hour_usd,
                     launches: self.launches[i],
+                    interruptions: self.interruptions[i],
                 }
             })
             .collect();
         let instance_seconds: f64 = pools.iter().map(|p| p.instance_seconds).sum();
+        let bill = self.bill();
+        let (start, end) = (self.at(0), self.at(self.p.horizon.max(self.now)));
+        let budgets = self
+            .p
+            .budgets
+            .iter()
+            .map(|b| spend::peak(b, &bill, start, end))
+            .collect();
         let attained = self.within_slo.saturating_sub(self.failed);
         PolicyReport {
             policy: name,
@@ -950,6 +1152,8 @@ impl<'a> Engine<'a> {
             shed: self.shed,
             expired: self.expired,
             failed: self.failed,
+            interrupted_in_flight: self.interrupted_in_flight,
+            budgets,
             slo_attainment: super::metrics::share(attained, self.requests),
             wait_p50_s: p[0],
             wait_p90_s: p[1],

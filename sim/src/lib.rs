@@ -20,7 +20,9 @@
 //! - [`trace`]: readers for the trace formats, by bytes (the CLI does the I/O).
 //! - [`scenario`]: the scenario file schema, with the deployment config embedded.
 //! - [`workload`]: trace + scenario → a deterministic stream of requests.
-//! - [`engine`]: the discrete-event engine.
+//! - [`engine`]: the discrete-event engine (Spot interruptions included).
+//! - [`spend`]: the ledger's bill of a run: what `decide()` sees of each budget, and
+//!   whether its cap held.
 //! - [`policy`]: the [`Autoscaler`] interface, the policy names, scale0's adapter.
 //! - [`baselines`]: KEDA + HPA, Knative KPA, AWS target tracking, fixed keep-alive, the
 //!   hybrid histogram policy, always-on — each with its documented settings and sweep.
@@ -39,16 +41,18 @@ pub mod policy;
 pub mod report;
 pub mod rng;
 pub mod scenario;
+pub mod spend;
 pub mod trace;
 pub mod workload;
 
 pub use bounds::Bounds;
 pub use engine::EngineParams;
 pub use frontier::{Frontier, Point};
-pub use metrics::{PolicyReport, Series};
+pub use metrics::{PolicyReport, PoolUsage, Series};
 pub use policy::{Autoscaler, Family, PolicyKind, Signals, Wakes};
 pub use report::ScenarioReport;
 pub use scenario::Scenario;
+pub use spend::BudgetUse;
 pub use trace::{Micros, Trace, TraceFormat};
 pub use workload::{Request, Workload, WorkloadError};
 
@@ -262,6 +266,26 @@ impl<'a> Prepared<'a> {
             tick_phase,
             series_buckets: self.options.series_buckets,
             skip_idle_ticks: self.options.skip_idle_ticks,
+            interruptions: engine::InterruptionModel {
+                rate_per_instance_hour: scenario.instances.interruptions_per_instance_hour,
+                notice: micros(scenario.instances.interruption_notice),
+                correlation: scenario.instances.interruption_correlation,
+            },
+            budgets: scenario
+                .budgets
+                .iter()
+                .filter(|b| b.covers(&scenario.deployment.name))
+                .cloned()
+                .collect(),
+            quotas: scenario
+                .quotas
+                .iter()
+                .filter(|q| {
+                    let d = &scenario.deployment;
+                    d.pools.iter().any(|p| q.covers(&d.name, &p.name))
+                })
+                .cloned()
+                .collect(),
         }
     }
 

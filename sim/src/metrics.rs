@@ -19,6 +19,9 @@ pub struct PoolUsage {
     pub instance_seconds: f64,
     pub cost_usd: f64,
     pub launches: u64,
+    /// Spot interruption warnings of the pool's instances in the scored window.
+    #[serde(default)]
+    pub interruptions: u64,
 }
 
 /// Everything one policy's run measured.
@@ -31,6 +34,13 @@ pub struct PolicyReport {
     pub expired: u64,
     /// Killed in flight (terminated instance).
     pub failed: u64,
+    /// Of `failed`, those in flight on a Spot instance when it was reclaimed (the real
+    /// worker retries them on another instance, so this counts them pessimistically).
+    #[serde(default)]
+    pub interrupted_in_flight: u64,
+    /// Each budget's most-billed period: the cap held when no peak is above its limit.
+    #[serde(default)]
+    pub budgets: Vec<crate::spend::BudgetUse>,
     /// Share of requests that waited at most the SLO's maximum wait.
     pub slo_attainment: f64,
     pub wait_p50_s: f64,

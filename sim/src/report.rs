@@ -119,8 +119,46 @@ impl ScenarioReport {
                 p.launches
             ));
         }
+        out.push_str(&self.markdown_pools());
         for s in &self.skipped {
             out.push_str(&format!("\nNot run: {s}\n"));
+        }
+        out
+    }
+
+    /// Per pool, for deployments of more than one pool or with Spot interruptions:
+    /// where the instance time went, and what interruptions took.
+    fn markdown_pools(&self) -> String {
+        let shown =
+            |p: &PolicyReport| p.pools.len() > 1 || p.pools.iter().any(|u| u.interruptions > 0);
+        if !self.policies.iter().any(shown) {
+            return String::new();
+        }
+        let mut out = String::from(
+            "\n| policy | pool | GPU-hours | cost | launches | Spot interruptions |\n| --- | --- | ---: | ---: | ---: | ---: |\n",
+        );
+        let mut lost = Vec::new();
+        for p in self.policies.iter().filter(|p| shown(p)) {
+            for u in &p.pools {
+                out.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} |\n",
+                    p.policy,
+                    u.pool,
+                    hours(u.instance_seconds / 3600.0),
+                    dollars(u.cost_usd),
+                    u.launches,
+                    u.interruptions
+                ));
+            }
+            if p.pools.iter().any(|u| u.interruptions > 0) {
+                lost.push(format!("{} {}", p.policy, p.interrupted_in_flight));
+            }
+        }
+        if !lost.is_empty() {
+            out.push_str(&format!(
+                "\nRequests in flight on a Spot instance when it was reclaimed (counted as failed): {}.\n",
+                lost.join(", ")
+            ));
         }
         out
     }

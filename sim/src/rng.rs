@@ -3,7 +3,7 @@
 //! xoshiro256** (Blackman and Vigna, "Scrambled linear pseudorandom number generators",
 //! 2018) seeded through SplitMix64, as its authors recommend: fast, 256 bits of state,
 //! good statistical quality, and the same sequence on every platform. Each use (thinning,
-//! placement within a bin, service times, priorities, boot times) draws from its own
+//! placement within a bin, service times, priorities, boot times, Spot interruptions) draws from its own
 //! stream derived from the scenario seed, so changing how one of them consumes numbers
 //! never shifts another.
 
@@ -18,6 +18,7 @@ pub enum Stream {
     Boot = 5,
     Copies = 6,
     TickPhase = 7,
+    Interruption = 8,
 }
 
 /// SplitMix64 (Steele, Lea and Flood, OOPSLA 2014): used to expand seeds.

@@ -44,7 +44,7 @@ use serde::{Deserialize, Serialize};
 use crate::baselines;
 use crate::policy::Family;
 use crate::trace::{Micros, TraceFormat};
-use scale0_core::config::{Config, Deployment};
+use scale0_core::config::{Budget, CapacityType, Config, Deployment, Quota};
 use scale0_core::duration::HumanDuration;
 
 /// One benchmark scenario.
@@ -75,6 +75,13 @@ pub struct Scenario {
     #[serde(default)]
     pub policies: Option<Vec<String>>,
     pub deployment: Deployment,
+    /// Budgets over the deployment, as in the deployment config (`[[budgets]]`);
+    /// `decide()` enforces them in the run (`crate::spend`).
+    #[serde(default)]
+    pub budgets: Vec<Budget>,
+    /// Service quotas covering its pools (`[[quotas]]`, pools named `"<deployment>/<pool>"`).
+    #[serde(default)]
+    pub quotas: Vec<Quota>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -158,11 +165,25 @@ pub enum ServiceModel {
 pub struct InstanceModel {
     /// Boots take the pool's `boot_time` × U(1 − spread, 1 + spread); 0 = exactly.
     pub boot_spread: f64,
+    /// Spot interruptions of instances of `capacity_type = "spot"` pools: a Poisson
+    /// process at this rate per instance-hour, from launch (EC2 can reclaim a booting
+    /// instance too). 0 = never.
+    pub interruptions_per_instance_hour: f64,
+    /// From the interruption warning to the reclaim (EC2 gives two minutes).
+    pub interruption_notice: HumanDuration,
+    /// Chance that an interruption also takes each other running instance of the same
+    /// pool at the same instant (EC2 reclaims capacity of a pool, not one machine).
+    pub interruption_correlation: f64,
 }
 
 impl Default for InstanceModel {
     fn default() -> Self {
-        InstanceModel { boot_spread: 0.0 }
+        InstanceModel {
+            boot_spread: 0.0,
+            interruptions_per_instance_hour: 0.0,
+            interruption_notice: HumanDuration::from_secs(120),
+            interruption_correlation: 0.0,
+        }
     }
 }
 
@@ -375,6 +396,31 @@ impl Scenario {
             (0.0..1.0).contains(&spread),
             format!("instances.boot_spread: {spread} must be in [0, 1)"),
         );
+        let rate = self.instances.interruptions_per_instance_hour;
+        check(
+            rate.is_finite() && rate >= 0.0,
+            format!("instances.interruptions_per_instance_hour: {rate} must be non-negative"),
+        );
+        check(
+            rate == 0.0
+                || self
+                    .deployment
+                    .pools
+                    .iter()
+                    .any(|p| p.capacity_type == CapacityType::Spot),
+            "instances.interruptions_per_instance_hour: only Spot pools are interrupted, \
+             and the deployment has none (set a pool's capacity_type = \"spot\")"
+                .into(),
+        );
+        check(
+            !self.instances.interruption_notice.is_zero(),
+            "instances.interruption_notice: must be positive".into(),
+        );
+        let corr = self.instances.interruption_correlation;
+        check(
+            (0.0..=1.0).contains(&corr),
+            format!("instances.interruption_correlation: {corr} must be in [0, 1]"),
+        );
         check(
             !self.control.tick.is_zero(),
             "control.tick: must be positive".into(),
@@ -425,7 +471,11 @@ impl Scenario {
         }
         // Through the schema rather than a struct literal, so settings added to `Config`
         // later take their defaults here too.
-        let wrapped = serde_json::json!({ "deployments": [&self.deployment] });
+        let wrapped = serde_json::json!({
+            "deployments": [&self.deployment],
+            "budgets": &self.budgets,
+            "quotas": &self.quotas,
+        });
         match serde_json::from_value::<Config>(wrapped) {
             Ok(config) => {
                 if let Err(e) = config.validate() {

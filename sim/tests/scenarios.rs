@@ -1,5 +1,5 @@
-//! Every scenario the benchmark ships (the suite and the held-out set) parses and
-//! validates, scale0's policy settings included, so `scale0 bench policies` never
+//! Every scenario the benchmark ships (the suite, the held-out set and the cost
+//! scenarios) parses and validates, scale0's policy settings included, so `scale0 bench policies` never
 //! fails on one halfway through a run.
 
 use std::path::PathBuf;
@@ -10,7 +10,7 @@ use scale0_sim::{PolicyKind, Scenario};
 fn every_bench_scenario_is_valid() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../bench");
     let mut checked = 0;
-    for dir in ["scenarios", "held-out"] {
+    for dir in ["scenarios", "held-out", "cost"] {
         for entry in std::fs::read_dir(root.join(dir)).expect("bench dir") {
             let path = entry.expect("entry").path();
             if path.extension().is_none_or(|e| e != "toml") {
@@ -27,7 +27,7 @@ fn every_bench_scenario_is_valid() {
             checked += 1;
         }
     }
-    assert!(checked >= 27, "{checked} scenarios");
+    assert!(checked >= 39, "{checked} scenarios");
 }
 
 #[test]
