@@ -41,6 +41,13 @@
 //!   end of the notice the instance is reclaimed: what it still serves fails (counted as
 //!   failed and as interrupted in flight; the real worker retries such requests on
 //!   another instance, so this is the pessimistic count).
+//! - **Warm pools** (a pool's `warm_pool_size`), as EC2 Auto Scaling keeps them: the
+//!   pool starts with its warm instances prepared; a launch takes a warm one while
+//!   there is one, ready after `warm_boot_time` instead of `boot_time`, and the group
+//!   refills the warm pool at once with an instance that runs a full boot (billed at the
+//!   pool's price) and then stops. A stopped warm instance costs
+//!   `warm_price_per_hour_usd`. Scaled-in instances terminate (the group's
+//!   `reuse_on_scale_in = false`, as `terraform/modules/gpu-pool` sets it).
 //! - **Budgets and quotas** (`[[budgets]]`, `[[quotas]]`): before each decision the
 //!   engine bills every instance by the ledger's rule and hands `decide()` each
 //!   budget's spend in its current period (`crate::spend`), the deployment alone in
@@ -87,6 +94,8 @@ pub struct EngineParams {
     /// End of the accounting window.
     pub horizon: Micros,
     pub slo: Micros,
+    /// A wait longer than this is counted in `PolicyReport::waited_longer`.
+    pub long_wait: Micros,
     pub deadline: Micros,
     pub activation_latency: Micros,
     pub metric_delay: Micros,
@@ -155,6 +164,8 @@ const EV_BOOT: u8 = 0;
 const EV_DONE: u8 = 1;
 const EV_WARN: u8 = 2;
 const EV_RECLAIM: u8 = 3;
+/// A warm pool's refill is prepared (the index is the refill's, in `refills`).
+const EV_REFILLED: u8 = 4;
 
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
@@ -191,6 +202,13 @@ struct Engine<'a> {
     recent_warnings: Vec<VecDeque<Micros>>,
     /// Instances before this index stopped before the window of `recent_warnings`.
     first_in_window: usize,
+    /// Per pool: prepared warm instances, and the integral of that count (µs) over the
+    /// scored window, for their storage bill.
+    warm_ready: Vec<u32>,
+    warm_micros: Vec<i128>,
+    /// Refills of warm pools: (pool, launched); billed like a boot when they end.
+    refills: Vec<(usize, Micros)>,
+    warm_starts: Vec<u64>,
     cap_slots: Option<f64>,
     /// Mean service time of recent completions (the worker's measurement).
     service_ring: VecDeque<Micros>,
@@ -219,6 +237,7 @@ struct Engine<'a> {
     expired: u64,
     failed: u64,
     within_slo: u64,
+    waited_longer: u64,
     cold: u64,
     waits: Waits,
     launches: Vec<u64>,
@@ -286,6 +305,10 @@ impl<'a> Engine<'a> {
             interruption_rng: Rng::stream(p.seed, Stream::Interruption),
             recent_warnings: vec![VecDeque::new(); spec.pools.len()],
             first_in_window: 0,
+            warm_ready: spec.pools.iter().map(|p| p.warm_pool_size).collect(),
+            warm_micros: vec![0; spec.pools.len()],
+            refills: Vec::new(),
+            warm_starts: vec![0; spec.pools.len()],
             cap_slots: None,
             service_ring: VecDeque::with_capacity(SERVICE_WINDOW),
             service_sum: 0,
@@ -309,6 +332,7 @@ impl<'a> Engine<'a> {
             expired: 0,
             failed: 0,
             within_slo: 0,
+            waited_longer: 0,
             cold: 0,
             waits: Waits::default(),
             launches: vec![0; spec.pools.len()],
@@ -341,6 +365,10 @@ impl<'a> Engine<'a> {
         let in_system = self.in_system();
         self.integral += in_system as f64 * (t - from) as f64 / MICROS_PER_SEC as f64;
         let scored = |x: Micros| x.clamp(self.p.warmup, self.p.horizon);
+        let scored_span = i128::from(scored(t) - scored(from));
+        for (micros, &ready) in self.warm_micros.iter_mut().zip(&self.warm_ready) {
+            *micros += i128::from(ready) * scored_span;
+        }
         if self.active.is_empty() {
             self.zero_time += scored(t) - scored(from);
         }
@@ -408,16 +436,21 @@ impl<'a> Engine<'a> {
     // ---- instances -------------------------------------------------------------------
 
     fn launch(&mut self, pool: usize) {
-        let p = &self.spec.pools[pool];
+        let spec = self.spec;
+        let p = &spec.pools[pool];
         let idx = self.instances.len();
-        let nominal = p.boot_time.0.as_micros() as f64;
-        let spread = self.p.boot_spread;
-        let factor = if spread > 0.0 {
-            1.0 - spread + 2.0 * spread * self.boot_rng.next_f64()
+        let warm = self.warm_ready[pool] > 0;
+        let boot = if warm {
+            self.warm_ready[pool] -= 1;
+            self.refill(pool);
+            if self.now >= self.p.warmup {
+                self.warm_starts[pool] += 1;
+            }
+            let warm_boot = p.warm_boot_time.unwrap_or(p.boot_time);
+            self.draw_boot(warm_boot.0)
         } else {
-            1.0
+            self.draw_boot(p.boot_time.0)
         };
-        let boot = ((nominal * factor).round() as Micros).max(1);
         let inst = Inst {
             pool,
             state: State::Booting,
@@ -460,6 +493,32 @@ impl<'a> Engine<'a> {
             self.peak_instances = self.peak_instances.max(self.active.len() as u32);
         }
         self.idle_since_check();
+    }
+
+    /// A boot of nominal length `nominal`, spread as the scenario says.
+    fn draw_boot(&mut self, nominal: Duration) -> Micros {
+        let spread = self.p.boot_spread;
+        let factor = if spread > 0.0 {
+            1.0 - spread + 2.0 * spread * self.boot_rng.next_f64()
+        } else {
+            1.0
+        };
+        ((nominal.as_micros() as f64 * factor).round() as Micros).max(1)
+    }
+
+    /// The group prepares a new warm instance for the one just started: a full boot.
+    fn refill(&mut self, pool: usize) {
+        let boot = self.draw_boot(self.spec.pools[pool].boot_time.0);
+        let i = self.refills.len();
+        self.refills.push((pool, self.now));
+        self.events.push(Reverse((self.now + boot, EV_REFILLED, i)));
+    }
+
+    fn refilled(&mut self, i: usize) {
+        let (pool, launched) = self.refills[i];
+        let clip = |x: Micros| x.clamp(self.p.warmup, self.p.horizon);
+        self.billed[pool] += i128::from(clip(self.now) - clip(launched));
+        self.warm_ready[pool] += 1;
     }
 
     fn position(&self, idx: usize) -> Option<usize> {
@@ -694,6 +753,9 @@ impl<'a> Engine<'a> {
                 if wait <= self.p.slo {
                     self.within_slo += 1;
                 }
+                if wait > self.p.long_wait {
+                    self.waited_longer += 1;
+                }
                 if inst.ready_at > req.at {
                     self.cold += 1;
                 }
@@ -753,6 +815,7 @@ impl<'a> Engine<'a> {
                 self.waiting -= 1;
                 self.waiting_by_priority[q] -= 1;
                 self.expired += u64::from(scored);
+                self.waited_longer += u64::from(scored);
             }
         }
         self.idle_since_check();
@@ -1075,6 +1138,7 @@ impl<'a> Engine<'a> {
                 match kind {
                     EV_BOOT => self.boot_done(idx),
                     EV_DONE => self.complete(idx),
+                    EV_REFILLED => self.refilled(idx),
                     EV_WARN => {
                         if self.warn(idx) && pending_wake.is_none() {
                             pending_wake = Some(self.now + self.p.activation_latency);
@@ -1117,6 +1181,13 @@ impl<'a> Engine<'a> {
             let inst = &self.instances[idx];
             self.billed[inst.pool] += i128::from(clip(self.p.horizon) - clip(inst.launched));
         }
+        // Refills still booting at the end.
+        while let Some(Reverse((_, kind, i))) = self.events.pop() {
+            if kind == EV_REFILLED {
+                let (pool, launched) = self.refills[i];
+                self.billed[pool] += i128::from(clip(self.p.horizon) - clip(launched));
+            }
+        }
         let served = self.waits.count();
         let (p, max) = std::mem::take(&mut self.waits).summarize(&[0.5, 0.9, 0.99]);
         let pools: Vec<PoolUsage> = self
@@ -1126,11 +1197,15 @@ impl<'a> Engine<'a> {
             .enumerate()
             .map(|(i, pool)| {
                 let seconds = self.billed[i] as f64 / MICROS_PER_SEC as f64;
+                let warm_hours = self.warm_micros[i] as f64 / (3600.0 * MICROS_PER_SEC as f64);
+                let warm_cost = warm_hours * pool.warm_price_per_hour_usd.unwrap_or(0.0);
                 PoolUsage {
                     pool: pool.name.clone(),
                     instance_seconds: seconds,
-                    cost_usd: seconds / 3600.0 * pool.price_per_hour_usd,
+                    cost_usd: seconds / 3600.0 * pool.price_per_hour_usd + warm_cost,
                     launches: self.launches[i],
+                    warm_starts: self.warm_starts[i],
+                    warm_hours,
                     interruptions: self.interruptions[i],
                 }
             })
@@ -1153,6 +1228,7 @@ impl<'a> Engine<'a> {
             expired: self.expired,
             failed: self.failed,
             interrupted_in_flight: self.interrupted_in_flight,
+            waited_longer: self.waited_longer,
             budgets,
             slo_attainment: super::metrics::share(attained, self.requests),
             wait_p50_s: p[0],

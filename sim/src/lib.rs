@@ -257,6 +257,7 @@ impl<'a> Prepared<'a> {
             epoch: self.workload.epoch,
             horizon: self.workload.horizon,
             slo: micros(scenario.slo.max_wait),
+            long_wait: micros(scenario.slo.long_wait),
             deadline: micros(scenario.deadline()),
             activation_latency: micros(c.activation_latency),
             metric_delay: micros(c.metric_delay),

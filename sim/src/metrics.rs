@@ -22,6 +22,13 @@ pub struct PoolUsage {
     /// Spot interruption warnings of the pool's instances in the scored window.
     #[serde(default)]
     pub interruptions: u64,
+    /// Launches that started a warm-pool instance (ready after `warm_boot_time`).
+    #[serde(default)]
+    pub warm_starts: u64,
+    /// Hours of stopped warm instances, billed at `warm_price_per_hour_usd` (in
+    /// `cost_usd`; the refills' boots are in `instance_seconds`).
+    #[serde(default)]
+    pub warm_hours: f64,
 }
 
 /// Everything one policy's run measured.
@@ -41,6 +48,10 @@ pub struct PolicyReport {
     /// Each budget's most-billed period: the cap held when no peak is above its limit.
     #[serde(default)]
     pub budgets: Vec<crate::spend::BudgetUse>,
+    /// Scored requests that waited longer than the scenario's `[slo] long_wait` for a
+    /// slot: served late, or expired waiting.
+    #[serde(default)]
+    pub waited_longer: u64,
     /// Share of requests that waited at most the SLO's maximum wait.
     pub slo_attainment: f64,
     pub wait_p50_s: f64,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::Prepared;
 use crate::bounds::Bounds;
 use crate::frontier::{Frontier, Point, dominating};
-use crate::metrics::PolicyReport;
+use crate::metrics::{PolicyReport, share};
 use crate::trace::MICROS_PER_SEC;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,25 +129,41 @@ impl ScenarioReport {
     /// Per pool, for deployments of more than one pool or with Spot interruptions:
     /// where the instance time went, and what interruptions took.
     fn markdown_pools(&self) -> String {
-        let shown =
-            |p: &PolicyReport| p.pools.len() > 1 || p.pools.iter().any(|u| u.interruptions > 0);
+        let shown = |p: &PolicyReport| {
+            p.pools.len() > 1
+                || p.pools
+                    .iter()
+                    .any(|u| u.interruptions > 0 || u.warm_hours > 0.0)
+        };
         if !self.policies.iter().any(shown) {
             return String::new();
         }
         let mut out = String::from(
-            "\n| policy | pool | GPU-hours | cost | launches | Spot interruptions |\n| --- | --- | ---: | ---: | ---: | ---: |\n",
+            "\n| policy | pool | GPU-hours | cost | launches | warm starts | Spot interruptions | waited > long_wait |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
         );
         let mut lost = Vec::new();
         for p in self.policies.iter().filter(|p| shown(p)) {
-            for u in &p.pools {
+            for (i, u) in p.pools.iter().enumerate() {
+                // Waits are the deployment's, not a pool's: on the first row.
+                let longer = if i == 0 {
+                    format!(
+                        "{} ({})",
+                        p.waited_longer,
+                        percent(share(p.waited_longer, p.requests))
+                    )
+                } else {
+                    String::new()
+                };
                 out.push_str(&format!(
-                    "| {} | {} | {} | {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                     p.policy,
                     u.pool,
                     hours(u.instance_seconds / 3600.0),
                     dollars(u.cost_usd),
                     u.launches,
-                    u.interruptions
+                    u.warm_starts,
+                    u.interruptions,
+                    longer
                 ));
             }
             if p.pools.iter().any(|u| u.interruptions > 0) {

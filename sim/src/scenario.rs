@@ -198,6 +198,10 @@ pub struct Slo {
     /// the start from zero.
     #[serde(default)]
     pub warmup: HumanDuration,
+    /// Waits longer than this are counted apart (`waited_longer` in the report): a
+    /// request that waited out a cold boot rather than a warm start.
+    #[serde(default = "defaults::long_wait")]
+    pub long_wait: HumanDuration,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -286,8 +290,14 @@ impl BaselineParams {
 }
 
 mod defaults {
+    use scale0_core::duration::HumanDuration;
+
     pub fn seed() -> u64 {
         1
+    }
+
+    pub fn long_wait() -> HumanDuration {
+        HumanDuration::from_secs(30)
     }
 }
 
