@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use futures_util::StreamExt;
 use lapin::ConnectionProperties;
 use lapin::options::{
@@ -36,6 +36,7 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use scale0_core::config::{Config, ProviderKind};
 use scale0_core::contract::{CONTROL_QUEUE, ControlEvent, DEAD_LETTER_EXCHANGE};
+use scale0_core::cost::spot::NOTICE;
 use scale0_core::duration::HumanDuration;
 use scale0_functions::broker::AmqpQueueDepth;
 use scale0_functions::events::{ScalerEvent, ScheduleInvocation, Wake};
@@ -297,6 +298,7 @@ impl LocalStack {
                             ready_at: None,
                             draining_since: None,
                             failures: 0,
+                            reclaim_at: None,
                         });
                     }
                 }
@@ -426,13 +428,17 @@ async fn spot_reclaim_loop(
             continue;
         };
         n += 1;
+        // EC2 reclaims two minutes after the warning's time; date the warning so that
+        // its reclaim is when this fault reclaims (a shorter notice, for tests).
+        let notice_delta = TimeDelta::from_std(notice).unwrap_or(NOTICE);
+        let warned_at = Utc::now() - (NOTICE - notice_delta);
         let event = serde_json::json!({
             "version": "0",
             "id": format!("local-spot-{}-{n}", std::process::id()),
             "detail-type": "EC2 Spot Instance Interruption Warning",
             "source": "aws.ec2",
             "account": "000000000000",
-            "time": Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "time": warned_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "region": "local",
             "resources": [format!("arn:aws:ec2:local:000000000000:instance/{}", record.id)],
             "detail": {"instance-id": record.id, "instance-action": "terminate"}

@@ -53,6 +53,7 @@ async fn seed(d: &str) {
         ready_at: Some(t0),
         draining_since: None,
         failures: 0,
+        reclaim_at: None,
     };
     store.put_instance(&ready).await.unwrap();
     let now_ms = Utc::now().timestamp_millis();

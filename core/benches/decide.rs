@@ -46,6 +46,7 @@ fn main() {
                     draining_since: (state == InstanceState::Draining)
                         .then_some(t0 - TimeDelta::seconds(10)),
                     failures: 0,
+                    reclaim_at: None,
                 },
                 in_flight: if state == InstanceState::Booting {
                     0

@@ -183,6 +183,31 @@ pub struct InstanceRecord {
     /// Consecutive failed health checks or dispatches.
     #[serde(default)]
     pub failures: u32,
+    /// When EC2 reclaims this Spot instance: its interruption warning plus the notice.
+    /// Set when a ready instance is warned; it drains, but keeps taking requests until
+    /// [`InstanceRecord::serves_until`] while its replacement boots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reclaim_at: Option<DateTime<Utc>>,
+}
+
+impl InstanceRecord {
+    /// Until when a draining Spot instance that was ready at its interruption warning
+    /// still takes new requests: [`crate::cost::spot::STOP_DISPATCH_BEFORE_RECLAIM`]
+    /// before its reclaim, so what it starts can finish. `None` for every other instance.
+    pub fn serves_until(&self) -> Option<DateTime<Utc>> {
+        match (self.state, self.reclaim_at) {
+            (InstanceState::Draining, Some(at)) if self.ready_at.is_some() => {
+                Some(at - crate::cost::spot::STOP_DISPATCH_BEFORE_RECLAIM)
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether a worker may start a request on it at `now`: it is ready, or it is a
+    /// warned Spot instance before [`InstanceRecord::serves_until`].
+    pub fn takes_requests(&self, now: DateTime<Utc>) -> bool {
+        self.state == InstanceState::Ready || self.serves_until().is_some_and(|t| now < t)
+    }
 }
 
 /// An event a worker sends the control plane on `scale0.control`.

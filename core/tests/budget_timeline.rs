@@ -129,6 +129,7 @@ impl World {
                         ready_at: None,
                         draining_since: None,
                         failures: 0,
+                        reclaim_at: None,
                     },
                     None,
                 ));

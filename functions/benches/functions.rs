@@ -116,6 +116,7 @@ async fn seed(store: &Store, names: &[String]) {
                 ready_at: Some(now - TimeDelta::seconds(500)),
                 draining_since: None,
                 failures: 0,
+                reclaim_at: None,
             };
             store.put_instance(&r).await.unwrap();
         }

@@ -362,6 +362,7 @@ pub async fn reconcile(
                 ready_at: None,
                 draining_since: None,
                 failures: 0,
+                reclaim_at: None,
             };
             match deps.store.adopt_instance(&record).await? {
                 Adopted::Replaced { placeholder, .. } => {

@@ -208,6 +208,7 @@ async fn adopt(
         ready_at: None,
         draining_since: None,
         failures: 0,
+        reclaim_at: None,
     };
     Ok(match deps.store.adopt_instance(&record).await? {
         Adopted::Replaced { placeholder, .. } => LifecycleOutcome::new(

@@ -420,15 +420,24 @@ async fn spot_warnings_and_rebalance_recommendations_drain_and_replace_on_moto()
             .unwrap()
     );
 
-    // The two-minute warning: it drains (the worker stops dispatching to it, the request
-    // in flight finishes), the warning is counted, and the replacement cannot go to
-    // Spot (the group is full), so the scaler decides again at once: on-demand.
+    // The two-minute warning: it drains but, being ready, keeps its reclaim time (the
+    // warning's time plus two minutes) and takes requests until 30 s before it; the
+    // warning is counted, and the replacement cannot go to Spot (the group is full), so
+    // the scaler decides again at once: on-demand.
     let mut warning = fixture("ec2-spot-interruption-warning.json");
     warning["detail"]["instance-id"] = json!(second);
+    let warned_at: chrono::DateTime<chrono::Utc> =
+        warning["time"].as_str().unwrap().parse().unwrap();
     let out = lifecycle::handle_json(warning, &deps).await.unwrap();
     assert_eq!(out.action, "draining", "{out:?}");
     let r = deps.store.instance(&d, &second).await.unwrap().unwrap();
     assert_eq!(r.state, InstanceState::Draining);
+    assert_eq!(
+        r.reclaim_at,
+        Some(warned_at + chrono::TimeDelta::minutes(2))
+    );
+    assert!(r.takes_requests(warned_at + chrono::TimeDelta::seconds(89)));
+    assert!(!r.takes_requests(warned_at + chrono::TimeDelta::seconds(90)));
     assert_eq!(
         deps.store
             .interruptions_since(&d, "spot", t0() - chrono::TimeDelta::hours(1))
@@ -437,6 +446,11 @@ async fn spot_warnings_and_rebalance_recommendations_drain_and_replace_on_moto()
         1
     );
     let run = out.scaler.as_ref().unwrap();
+    assert!(
+        !run.terminated.contains(&second),
+        "stopped while it serves: {:?}",
+        run.reasons
+    );
     assert_eq!(run.rounds, 2, "{:?}", run.reasons);
     assert!(
         run.applied[0].unavailable.contains_key("spot"),

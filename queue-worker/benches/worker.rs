@@ -178,6 +178,7 @@ async fn register(store: &scale0_state::Store, d: &str, url: &str, state: Instan
             ready_at: None,
             draining_since: None,
             failures: 0,
+            reclaim_at: None,
         })
         .await
         .unwrap();

@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use hyper::Uri;
 use lapin::Acker;
 use scale0_core::admission::{self, Booting, Capacity, Estimator, ShedReason};
@@ -206,8 +206,9 @@ struct Inst {
 }
 
 impl Inst {
-    fn dispatchable(&self, threshold: u32, now: Instant) -> bool {
-        self.record.state == InstanceState::Ready
+    /// Ready (or a warned Spot instance still serving), healthy, with a free slot.
+    fn dispatchable(&self, threshold: u32, now: Instant, wall: DateTime<Utc>) -> bool {
+        self.record.takes_requests(wall)
             && self.url.is_some()
             && self.record.failures.max(self.failures) < threshold
             && self.local + self.remote < self.slots
@@ -985,12 +986,12 @@ impl Actor {
     /// requests (this worker's and the others' at the last snapshot), preferring
     /// instances the job has not failed on.
     fn pick(&mut self, avoid: &[String]) -> Option<String> {
-        let now = Instant::now();
+        let (now, wall) = (Instant::now(), Utc::now());
         let threshold = self.ctx.threshold();
         let mut eligible: Vec<(&String, u32)> = self
             .instances
             .iter()
-            .filter(|(_, i)| i.dispatchable(threshold, now))
+            .filter(|(_, i)| i.dispatchable(threshold, now, wall))
             .map(|(id, i)| (id, i.local + i.remote))
             .collect();
         if eligible.iter().any(|(id, _)| !avoid.contains(id)) {
@@ -1016,11 +1017,11 @@ impl Actor {
     }
 
     fn free_slot(&self) -> Option<&String> {
-        let now = Instant::now();
+        let (now, wall) = (Instant::now(), Utc::now());
         let threshold = self.ctx.threshold();
         self.instances
             .iter()
-            .find(|(_, i)| i.dispatchable(threshold, now))
+            .find(|(_, i)| i.dispatchable(threshold, now, wall))
             .map(|(id, _)| id)
     }
 

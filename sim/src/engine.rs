@@ -33,8 +33,9 @@
 //!   instance of a `capacity_type = "spot"` pool draws its time to an interruption
 //!   warning from a Poisson process, from launch; a warning also takes each other
 //!   running instance of the pool with `interruption_correlation`. A warned instance
-//!   does what the Spot event handler makes it do (`functions/src/spot.rs`): it drains at
-//!   once (no new dispatch; a booting or idle one stops), the policy is woken after
+//!   does what the Spot event handler makes it do (`functions/src/spot.rs`): a ready one
+//!   is no longer capacity but takes requests until 30 s before its reclaim
+//!   (`InstanceRecord::serves_until`), a booting one stops, the policy is woken after
 //!   `activation_latency` to replace it, and the pool's recent interruptions and
 //!   instance-hours reach `decide()` as the store would report them
 //!   (`Observation.cost.interruptions`, over `scale0_core::cost::spot::WINDOW`). At the
@@ -131,6 +132,9 @@ pub struct InterruptionModel {
 enum State {
     Booting,
     Ready,
+    /// Ready at its Spot interruption warning: draining, not capacity, but taking
+    /// requests until `InstanceRecord::serves_until`.
+    Warned,
     Draining,
     Stopped,
 }
@@ -195,6 +199,8 @@ struct Engine<'a> {
     ready_slots: u32,
     booting_slots: u32,
     free_ready_slots: u64,
+    /// Free slots of warned instances (see [`State::Warned`]).
+    free_warned_slots: u64,
     events: BinaryHeap<Reverse<(Micros, u8, usize)>>,
     boot_rng: Rng,
     interruption_rng: Rng,
@@ -300,6 +306,7 @@ impl<'a> Engine<'a> {
             ready_slots: 0,
             booting_slots: 0,
             free_ready_slots: 0,
+            free_warned_slots: 0,
             events: BinaryHeap::new(),
             boot_rng,
             interruption_rng: Rng::stream(p.seed, Stream::Interruption),
@@ -473,6 +480,7 @@ impl<'a> Engine<'a> {
                 ready_at: None,
                 draining_since: None,
                 failures: 0,
+                reclaim_at: None,
             },
             in_flight: 0,
         });
@@ -540,6 +548,7 @@ impl<'a> Engine<'a> {
                 self.ready_slots -= inst.slots;
                 self.free_ready_slots -= u64::from(inst.slots - inst.in_flight);
             }
+            State::Warned => self.free_warned_slots -= u64::from(inst.slots - inst.in_flight),
             State::Draining | State::Stopped => {}
         }
         inst.state = State::Stopped;
@@ -577,6 +586,11 @@ impl<'a> Engine<'a> {
                 rec.state = InstanceState::Draining;
                 rec.draining_since = Some(since);
             }
+            State::Warned if inst.in_flight == 0 => self.stop(idx),
+            State::Warned => {
+                inst.state = State::Draining;
+                self.free_warned_slots -= u64::from(inst.slots - inst.in_flight);
+            }
             State::Draining | State::Stopped => {}
         }
     }
@@ -608,13 +622,43 @@ impl<'a> Engine<'a> {
             if self.now >= self.p.warmup {
                 self.interruptions[pool] += 1;
             }
-            self.drain(i);
+            self.warned(i);
             if self.instances[i].state != State::Stopped {
                 let at = self.now + self.p.interruptions.notice;
                 self.events.push(Reverse((at, EV_RECLAIM, i)));
             }
         }
         true
+    }
+
+    /// What the Spot event handler does to a warned instance: a ready one keeps
+    /// serving until shortly before its reclaim (`InstanceRecord::serves_until`), but is
+    /// no longer capacity; a booting one drains (it stops: nothing runs on it).
+    fn warned(&mut self, idx: usize) {
+        let Some(pos) = self.position(idx) else {
+            return;
+        };
+        let inst = &mut self.instances[idx];
+        match inst.state {
+            State::Booting => self.drain(idx),
+            State::Ready => {
+                inst.state = State::Warned;
+                self.ready_count -= 1;
+                self.ready_slots -= inst.slots;
+                let free = u64::from(inst.slots - inst.in_flight);
+                self.free_ready_slots -= free;
+                self.free_warned_slots += free;
+                let (since, reclaim) = (
+                    self.at(self.now),
+                    self.at(self.now + self.p.interruptions.notice),
+                );
+                let rec = &mut self.obs.instances[pos].record;
+                rec.state = InstanceState::Draining;
+                rec.draining_since = Some(since);
+                rec.reclaim_at = Some(reclaim);
+            }
+            State::Warned | State::Draining | State::Stopped => {}
+        }
     }
 
     /// The end of a warned instance's notice: EC2 takes it, with what it still serves.
@@ -720,14 +764,17 @@ impl<'a> Engine<'a> {
 
     /// Hand waiting requests to free slots.
     fn dispatch(&mut self) {
-        while self.waiting > 0 && self.free_ready_slots > 0 {
-            // Least outstanding (or, packing, most outstanding) among ready instances
-            // with a free slot; oldest on ties.
+        let wall = self.at(self.now);
+        while self.waiting > 0 && self.free_ready_slots + self.free_warned_slots > 0 {
+            // Least outstanding (or, packing, most outstanding) among the instances that
+            // take requests (ready, or warned and still serving) with a free slot;
+            // oldest on ties.
             let packing = self.dispatch_rule == Dispatch::Packing;
             let mut best: Option<(u32, usize)> = None;
             for (pos, &idx) in self.active.iter().enumerate() {
                 let inst = &self.instances[idx];
-                if inst.state == State::Ready
+                if matches!(inst.state, State::Ready | State::Warned)
+                    && self.obs.instances[pos].record.takes_requests(wall)
                     && inst.in_flight < inst.slots
                     && best.is_none_or(|(f, _)| {
                         if packing {
@@ -745,7 +792,11 @@ impl<'a> Engine<'a> {
             let idx = self.active[pos];
             let inst = &mut self.instances[idx];
             inst.in_flight += 1;
-            self.free_ready_slots -= 1;
+            if inst.state == State::Warned {
+                self.free_warned_slots -= 1;
+            } else {
+                self.free_ready_slots -= 1;
+            }
             self.in_flight += 1;
             let wait = self.now - req.at;
             if req.scored {
@@ -835,6 +886,7 @@ impl<'a> Engine<'a> {
         self.last_completion = Some(self.now);
         match inst.state {
             State::Ready => self.free_ready_slots += 1,
+            State::Warned => self.free_warned_slots += 1,
             State::Draining if inst.in_flight == 0 => self.stop(idx),
             _ => {}
         }

@@ -94,6 +94,31 @@ fn correlated_interruptions_take_more_of_the_pool_at_once() {
 }
 
 #[test]
+fn a_warned_instance_serves_while_its_replacement_boots() {
+    // Correlation 1: every warning takes the whole Spot pool at once. The warned
+    // instances keep taking requests until 30 s before their reclaim, 90 s, far longer
+    // than the 10 s their replacements take to boot, so few requests wait for those
+    // boots (46 waits over 5 s in the hour, about 20 of them the start from zero).
+    let with_long_wait = |notice: &str| {
+        let mut s = spot_scenario(4.0, notice, 1.0);
+        s.slo.long_wait = scale0_core::duration::HumanDuration::from_secs(5);
+        scale0(&s)
+    };
+    let r = with_long_wait("2m");
+    assert!(pool(&r, "spot").interruptions >= 10, "{r:#?}");
+    assert_eq!(r.failed, 0);
+    // With a notice shorter than the 30 s margin they take nothing after the warning:
+    // the fleet is gone at once and requests wait for every wave's replacements (116).
+    let short = with_long_wait("20s");
+    assert!(
+        short.waited_longer > 2 * r.waited_longer,
+        "{} against {}",
+        short.waited_longer,
+        r.waited_longer
+    );
+}
+
+#[test]
 fn interruption_settings_are_checked_naming_the_field() {
     let bad = format!(
         "{HOUR}\n[instances]\ninterruptions_per_instance_hour = -1.0\n\

@@ -95,6 +95,7 @@ pub fn requested_instances(
                 ready_at: None,
                 draining_since: None,
                 failures: 0,
+                reclaim_at: None,
             })
         })
         .collect()

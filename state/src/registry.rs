@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 use crate::{Result, Store, json, keys, parse};
 
 /// Checks the state, applies it, stamps `ready_at` / `draining_since` the first time,
-/// resets failures on ready, and sets the endpoint when given.
+/// resets failures on ready, and sets the endpoint and a Spot reclaim time when given.
 static TRANSITION: LazyLock<redis::Script> = LazyLock::new(|| {
     redis::Script::new(
         r#"
@@ -37,6 +37,7 @@ if ARGV[2] == 'draining' and (rec.draining_since == nil or rec.draining_since ==
   rec.draining_since = ARGV[3]
 end
 if ARGV[5] ~= '' then rec.endpoint = ARGV[5] end
+if ARGV[6] and ARGV[6] ~= '' then rec.reclaim_at = ARGV[6] end
 local out = cjson.encode(rec)
 redis.call('HSET', KEYS[1], ARGV[1], out)
 return {1, out}
@@ -197,15 +198,48 @@ impl Store {
         at: DateTime<Utc>,
         endpoint: Option<&str>,
     ) -> Result<Transition> {
+        self.apply_transition(deployment, id, from, to, at, endpoint, None)
+            .await
+    }
+
+    /// Drain a Spot instance warned at `at` that EC2 reclaims at `reclaim_at`, if it is
+    /// in one of `from`; the record keeps the reclaim time, so a ready one goes on
+    /// taking requests until `InstanceRecord::serves_until`.
+    pub async fn drain_for_reclaim(
+        &self,
+        deployment: &str,
+        id: &str,
+        from: &[InstanceState],
+        at: DateTime<Utc>,
+        reclaim_at: DateTime<Utc>,
+    ) -> Result<Transition> {
+        let to = InstanceState::Draining;
+        self.apply_transition(deployment, id, from, to, at, None, Some(reclaim_at))
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_transition(
+        &self,
+        deployment: &str,
+        id: &str,
+        from: &[InstanceState],
+        to: InstanceState,
+        at: DateTime<Utc>,
+        endpoint: Option<&str>,
+        reclaim_at: Option<DateTime<Utc>>,
+    ) -> Result<Transition> {
         let from: Vec<String> = from.iter().map(ToString::to_string).collect();
         let key = keys::instances(deployment);
+        let stamp = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let (code, raw): (i64, String) = TRANSITION
             .key(&key)
             .arg(id)
             .arg(to.to_string())
-            .arg(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .arg(stamp(at))
             .arg(from.join(","))
             .arg(endpoint.unwrap_or(""))
+            .arg(reclaim_at.map(stamp).unwrap_or_default())
             .invoke_async(&mut self.conn())
             .await?;
         let record = || parse(&format!("{key}/{id}"), &raw);

@@ -47,6 +47,7 @@ fn record(d: &str, id: &str, state: InstanceState) -> InstanceRecord {
         ready_at: None,
         draining_since: None,
         failures: 0,
+        reclaim_at: None,
     }
 }
 

@@ -25,7 +25,8 @@
 //! - **leaving** — this deployment's instances that are draining or stopping:
 //!   stopping now costs nothing more; draining costs until the first decision after
 //!   its drain timeout (draining since + D + I), or until the next decision if it is
-//!   empty now ([`leaving_usd`]).
+//!   empty now; a warned Spot instance that still takes requests costs its remaining
+//!   serving time on top of that ([`leaving_usd`]).
 //! - **keep** = 2I + D per instance kept: the next decision (≤ I away) may start to
 //!   drain it, the first decision after the drain timeout stops it.
 //! - **release** = D + I per instance drained by this decision.
@@ -161,6 +162,10 @@ pub fn leaving_usd(
     h: Horizons,
 ) -> f64 {
     let r = &inst.record;
+    // A warned Spot instance is kept while it takes requests, then drains as below.
+    let serving = r
+        .serves_until()
+        .map_or(TimeDelta::zero(), |t| (t - now).max(TimeDelta::zero()));
     let until = if stopping {
         TimeDelta::zero()
     } else if drain_now || inst.in_flight > 0 {
@@ -174,6 +179,7 @@ pub fn leaving_usd(
         // Empty: the next decision stops it.
         h.interval
     };
+    let until = if stopping { until } else { serving + until };
     usd(at_least_minimum(r.launched_at, now, until), price)
 }
 
@@ -438,6 +444,38 @@ mod tests {
         assert!((peer_usd(&peer, at("2026-06-01T12:00:30Z")) - 0.40).abs() < 1e-9);
         // Ten minutes late: it ran 600 s since, and needs 180 s more to stop.
         assert!((peer_usd(&peer, at("2026-06-01T12:10:00Z")) - 0.78).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_warned_spot_instance_costs_its_serving_time_before_it_drains() {
+        use crate::contract::{InstanceRecord, InstanceState};
+        let now = at("2026-06-01T12:00:00Z");
+        let h = Horizons {
+            interval: TimeDelta::seconds(60),
+            drain: TimeDelta::seconds(120),
+        };
+        let mut inst = ObservedInstance {
+            record: InstanceRecord {
+                id: "i-1".into(),
+                deployment: "chat".into(),
+                pool: "spot".into(),
+                state: InstanceState::Draining,
+                endpoint: None,
+                launched_at: now - TimeDelta::hours(1),
+                ready_at: Some(now - TimeDelta::hours(1)),
+                draining_since: Some(now),
+                failures: 0,
+                reclaim_at: None,
+            },
+            in_flight: 0,
+        };
+        // Drained and empty: the next decision stops it, one interval at $3.60/h.
+        let plain = leaving_usd(&inst, false, false, 3.6, now, h);
+        assert!((plain - 0.06).abs() < 1e-9, "{plain}");
+        // Warned, reclaimed in 120 s: it serves 90 s more, then the next decision stops it.
+        inst.record.reclaim_at = Some(now + TimeDelta::seconds(120));
+        let warned = leaving_usd(&inst, false, false, 3.6, now, h);
+        assert!((warned - 0.15).abs() < 1e-9, "{warned}");
     }
 
     #[test]

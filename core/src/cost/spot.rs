@@ -1,11 +1,12 @@
 //! Spot pools: what an interruption costs, folded into the price allocation compares.
 //!
 //! A Spot instance may be reclaimed with two minutes' notice. Each interruption wastes
-//! billed time that serves nothing: the notice itself (the instance drains at once, so
-//! it takes no new requests while it is still billed) and the replacement's boot
-//! (billed from launch, serving only once ready). At a rate of `r` interruptions per
-//! instance-hour, a fraction `r × (boot + notice)` of a pool's billed hours is wasted,
-//! so a served hour costs
+//! billed time: the replacement's boot (billed from launch, serving only once ready)
+//! and at most the notice (the warned instance is no longer capacity, and takes no new
+//! request in its last [`STOP_DISPATCH_BEFORE_RECLAIM`]). Counting the whole notice
+//! overstates the waste a little, on the side of pricing Spot higher. At a rate of `r`
+//! interruptions per instance-hour, a fraction `r × (boot + notice)` of a pool's billed
+//! hours is wasted, so a served hour costs
 //!
 //! ```text
 //! effective price = price / (1 − r × (boot_time + notice))
@@ -20,7 +21,12 @@
 //!
 //! Work in flight at the warning is not counted as lost: the worker retries it on
 //! another instance before its deadline (requests shorter than the notice simply
-//! finish). An on-demand pool is never reclaimed, so its effective price is its price.
+//! finish). A warned instance that was ready keeps taking requests until
+//! [`STOP_DISPATCH_BEFORE_RECLAIM`] before its reclaim
+//! (`InstanceRecord::serves_until`): it is not capacity, so its replacement launches at
+//! once, but it serves while the replacement boots. Measured in the simulator, draining
+//! it at the warning instead cost up to 2.5 points of SLO when interruptions come
+//! together (BENCHMARKS.md, "Cost controls in the simulator"). An on-demand pool is never reclaimed, so its effective price is its price.
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
@@ -31,6 +37,9 @@ use crate::config::{CapacityType, Pool};
 pub const WINDOW: TimeDelta = TimeDelta::hours(24);
 /// EC2's notice before it reclaims a Spot instance.
 pub const NOTICE: TimeDelta = TimeDelta::minutes(2);
+/// A warned instance takes no new request this close to its reclaim, so requests it
+/// starts finish first (longer ones fail with it and are retried on another instance).
+pub const STOP_DISPATCH_BEFORE_RECLAIM: TimeDelta = TimeDelta::seconds(30);
 /// The least exposure a rate is computed over.
 pub const PRIOR_INSTANCE_HOURS: f64 = 1.0;
 /// A pool that would waste more than this share of its hours is priced as if it wasted

@@ -7,7 +7,9 @@
 //!
 //! Nothing with requests in flight is stopped before the drain timeout: an unhealthy
 //! instance that is still serving is drained, not killed, and a draining instance
-//! stops when it is empty or when `drain_timeout` has passed since draining began.
+//! stops when it is empty or when `drain_timeout` has passed since draining began. A
+//! Spot instance drained by its interruption warning is kept, empty or not, while it
+//! still takes requests (`InstanceRecord::serves_until`), then drains like any other.
 
 use chrono::{DateTime, Utc};
 
@@ -60,7 +62,10 @@ pub(super) fn assess<'a>(
             }
             InstanceState::Draining => {
                 let since = r.draining_since.unwrap_or(now);
-                if inst.in_flight == 0 {
+                if r.serves_until().is_some_and(|t| now < t) {
+                    // A warned Spot instance serves while its replacement boots.
+                    h.draining.push(inst);
+                } else if inst.in_flight == 0 {
                     reasons.push(format!("{} drained", r.id));
                     h.terminate.push(r.id.clone());
                 } else if now - since >= policy.drain_timeout.delta() {

@@ -64,6 +64,7 @@ fn inst(
             ready_at: (state == InstanceState::Ready).then_some(launched),
             draining_since: (state == InstanceState::Draining).then_some(launched),
             failures: 0,
+            reclaim_at: None,
         },
         in_flight,
     }
@@ -693,6 +694,41 @@ fn draining_stops_when_empty_or_after_the_drain_timeout() {
     };
     let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
     assert_eq!(d.terminate, ["empty", "late"], "{:?}", d.reasons);
+}
+
+#[test]
+fn a_warned_spot_instance_serves_until_shortly_before_its_reclaim_then_drains() {
+    // Warned at t0 - 10 s while ready: EC2 reclaims it at t0 + 110 s, and it takes
+    // requests until 30 s before that. It is not capacity (its replacement launches),
+    // and it is not stopped while it serves, even empty.
+    let spec = spec();
+    let mut warned = inst("warned", "a10g", InstanceState::Draining, t0(), 0);
+    warned.record.ready_at = Some(t0() - secs(600));
+    warned.record.draining_since = Some(t0() - secs(10));
+    warned.record.reclaim_at = Some(t0() + secs(110));
+    assert!(warned.record.takes_requests(t0() + secs(79)));
+    assert!(!warned.record.takes_requests(t0() + secs(80)));
+    let obs = Observation {
+        queue_depth: 5,
+        instances: vec![warned.clone()],
+        ..Default::default()
+    };
+    let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    assert!(d.terminate.is_empty(), "{:?}", d.reasons);
+    assert!(launched_slots(&d) > 0, "replaced: {:?}", d.reasons);
+    // From 30 s before the reclaim it drains like any other: empty, it stops.
+    let d = decide(t0() + secs(80), &spec, &obs, &PolicyMemory::default());
+    assert_eq!(d.terminate, ["warned"], "{:?}", d.reasons);
+    // A booting instance warned (no ready_at) serves nothing: it drains at once.
+    let mut booting = warned;
+    booting.record.ready_at = None;
+    assert!(!booting.record.takes_requests(t0()));
+    let obs = Observation {
+        instances: vec![booting],
+        ..Default::default()
+    };
+    let d = decide(t0(), &spec, &obs, &PolicyMemory::default());
+    assert_eq!(d.terminate, ["warned"], "{:?}", d.reasons);
 }
 
 #[test]

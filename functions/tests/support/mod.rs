@@ -136,6 +136,7 @@ pub fn record(d: &str, id: &str, pool: &str, state: InstanceState) -> InstanceRe
         ready_at: None,
         draining_since: None,
         failures: 0,
+        reclaim_at: None,
     }
 }
 

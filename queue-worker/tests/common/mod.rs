@@ -164,6 +164,7 @@ pub async fn register(store: &Store, d: &str, id: &str, url: &str, state: Instan
             ready_at: None,
             draining_since: None,
             failures: 0,
+            reclaim_at: None,
         })
         .await
         .unwrap();
