@@ -3,7 +3,8 @@
 //! last decision saw it) and held (live worker reports), the cap workers shed by,
 //! pools the provider reported unavailable, the last decision, and every budget that
 //! covers it: spend so far, the forecast at the period's end, the limit, what AWS
-//! Budgets last reported.
+//! Budgets last reported; and the last 24 hours' spend per request (the ledger's spend
+//! over the requests the workers counted).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -81,6 +82,28 @@ pub struct DeploymentStatus {
     pub budgets: Vec<BudgetView>,
     /// Quotas this deployment holds vCPUs of (its last decision's commitment).
     pub quotas: Vec<QuotaView>,
+    /// Spend and requests over the last 24 hours.
+    pub last_24h: CostPerRequest,
+}
+
+/// What the deployment spent over a window (the ledger: boots included) and the
+/// requests that arrived in it (the workers' 10 s bins).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostPerRequest {
+    pub spend_usd: f64,
+    pub requests: u64,
+    /// `None` without requests.
+    pub usd_per_request: Option<f64>,
+}
+
+impl CostPerRequest {
+    pub fn new(spend_usd: f64, requests: u64) -> Self {
+        CostPerRequest {
+            spend_usd,
+            requests,
+            usd_per_request: (requests > 0).then(|| spend_usd / requests as f64),
+        }
+    }
 }
 
 /// One quota's use, from the commitments every deployment published.
@@ -174,6 +197,14 @@ pub async fn gather(
         .await?
         .into_iter()
         .next();
+    let last_24h = CostPerRequest::new(
+        store.spend_since(deployment, day_ago, now).await?,
+        store
+            .arrivals(deployment, day_ago, now)
+            .await?
+            .values()
+            .sum(),
+    );
     let mut reports = store.budget_reports().await?;
     let budgets = last
         .as_ref()
@@ -212,6 +243,7 @@ pub async fn gather(
         }),
         budgets,
         quotas,
+        last_24h,
     })
 }
 
@@ -318,6 +350,16 @@ pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
         }
         out.push('\n');
     }
+    let c = &s.last_24h;
+    let _ = write!(
+        out,
+        "  last 24 h: ${:.2} for {} requests",
+        c.spend_usd, c.requests
+    );
+    if let Some(per) = c.usd_per_request {
+        let _ = write!(out, ", ${per:.4} per request");
+    }
+    out.push('\n');
     if let Some(l) = &s.last_decision {
         let _ = writeln!(out, "  demand {:.1} concurrent requests", l.demand);
         if let Some(f) = &l.forecast {
@@ -432,6 +474,7 @@ mod tests {
                 held_vcpus: 16,
                 total_vcpus: 40,
             }],
+            last_24h: CostPerRequest::new(12.0, 0),
         };
         let text = render(&s, Utc::now());
         assert!(text.contains("3 Spot interruptions in 24 h"), "{text}");
@@ -441,5 +484,10 @@ mod tests {
         );
         let ondemand = text.lines().find(|l| l.contains("ondemand")).unwrap();
         assert!(!ondemand.contains("interruptions"), "{text}");
+        // No request in the window: spend, and no per-request figure.
+        assert!(
+            text.contains("  last 24 h: $12.00 for 0 requests\n"),
+            "{text}"
+        );
     }
 }

@@ -149,6 +149,63 @@ async fn status_and_explain_read_the_state_store() {
     );
 }
 
+/// Spend per request over the last 24 hours: the ledger's bill of an instance that ran
+/// two hours at $1/h, over the 40 requests the workers counted.
+#[tokio::test]
+async fn status_shows_the_last_days_spend_per_request() {
+    let d = format!(
+        "t-cpr-{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_subsec_nanos()
+    );
+    let store = Store::connect_with_timeout(&redis_url(), Duration::from_secs(3))
+        .await
+        .expect("Redis");
+    let toml = format!(
+        "[[deployments]]\nname = \"{d}\"\n[[deployments.pools]]\nname = \"a10g\"\nmax_instances = 1\nslots = 8\nprice_per_hour_usd = 1.0\nboot_time = \"90s\"\n"
+    );
+    let config = Config::load(&toml).unwrap();
+    let spec = config.deployments[0].clone();
+    let now = Utc::now();
+    let launched = now - chrono::TimeDelta::hours(2);
+    store
+        .put_instance(&InstanceRecord {
+            id: "i-1".into(),
+            deployment: d.clone(),
+            pool: "a10g".into(),
+            state: InstanceState::Ready,
+            endpoint: None,
+            launched_at: launched,
+            ready_at: Some(launched),
+            draining_since: None,
+            failures: 0,
+            reclaim_at: None,
+        })
+        .await
+        .unwrap();
+    for minute in 0..40 {
+        let at = now - chrono::TimeDelta::minutes(90 - minute);
+        store.add_arrivals(&d, at, 1).await.unwrap();
+    }
+    // One scaler-like round bills the instance into the ledger.
+    let snapshot = store.ledger_snapshot(&config, &spec, now).await.unwrap();
+    let obs = store.observe(&spec, now, 0).await.unwrap();
+    let decision = decide(now, &spec, &obs, &PolicyMemory::default());
+    store.commit_ledger(&snapshot, &decision).await.unwrap();
+
+    let (code, out, err) = scale0(&["status", &d]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("  last 24 h: $2.00 for 40 requests, $0.0500 per request"),
+        "{out}"
+    );
+    let (_, json, _) = scale0(&["status", "--json", &d]);
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["last_24h"]["requests"], 40);
+    let per = v[0]["last_24h"]["usd_per_request"].as_f64().unwrap();
+    assert!((per - 0.05).abs() < 1e-3, "{per}");
+}
+
 #[tokio::test]
 async fn explain_shows_what_the_forecast_expected() {
     let d = format!(

@@ -622,7 +622,7 @@ impl<'a> Engine<'a> {
             if self.now >= self.p.warmup {
                 self.interruptions[pool] += 1;
             }
-            self.warned(i);
+            self.on_warning(i);
             if self.instances[i].state != State::Stopped {
                 let at = self.now + self.p.interruptions.notice;
                 self.events.push(Reverse((at, EV_RECLAIM, i)));
@@ -634,7 +634,7 @@ impl<'a> Engine<'a> {
     /// What the Spot event handler does to a warned instance: a ready one keeps
     /// serving until shortly before its reclaim (`InstanceRecord::serves_until`), but is
     /// no longer capacity; a booting one drains (it stops: nothing runs on it).
-    fn warned(&mut self, idx: usize) {
+    fn on_warning(&mut self, idx: usize) {
         let Some(pos) = self.position(idx) else {
             return;
         };
