@@ -28,16 +28,20 @@ fn scale0(args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// A deployment with one ready and one booting instance, a backlog, and two decisions.
-async fn seed(d: &str) {
-    let store = Store::connect_with_timeout(&redis_url(), Duration::from_secs(3))
+async fn store() -> Store {
+    Store::connect_with_timeout(&redis_url(), Duration::from_secs(3))
         .await
         .unwrap_or_else(|e| {
             panic!(
                 "this test needs Redis at {} (infra/local/services.sh): {e}",
                 redis_url()
             )
-        });
+        })
+}
+
+/// A deployment with one ready and one booting instance, a backlog, and two decisions.
+async fn seed(d: &str) {
+    let store = store().await;
     let toml = format!(
         "[[deployments]]\nname = \"{d}\"\n[[deployments.pools]]\nname = \"a10g\"\nmax_instances = 2\nslots = 8\nprice_per_hour_usd = 1.0\nboot_time = \"90s\"\n"
     );
@@ -158,9 +162,7 @@ async fn status_shows_the_last_days_spend_per_request() {
         std::process::id(),
         Utc::now().timestamp_subsec_nanos()
     );
-    let store = Store::connect_with_timeout(&redis_url(), Duration::from_secs(3))
-        .await
-        .expect("Redis");
+    let store = store().await;
     let toml = format!(
         "[[deployments]]\nname = \"{d}\"\n[[deployments.pools]]\nname = \"a10g\"\nmax_instances = 1\nslots = 8\nprice_per_hour_usd = 1.0\nboot_time = \"90s\"\n"
     );
@@ -213,9 +215,7 @@ async fn explain_shows_what_the_forecast_expected() {
         std::process::id(),
         Utc::now().timestamp_subsec_nanos()
     );
-    let store = Store::connect_with_timeout(&redis_url(), Duration::from_secs(3))
-        .await
-        .expect("Redis (infra/local/services.sh)");
+    let store = store().await;
     let toml = format!(
         "[[deployments]]\nname = \"{d}\"\n[deployments.policy]\npredictive = \"forecast-only\"\n[[deployments.pools]]\nname = \"a10g\"\nmax_instances = 2\nslots = 8\nprice_per_hour_usd = 1.0\nboot_time = \"90s\"\n"
     );

@@ -4,15 +4,7 @@ mod support;
 
 use scale0_core::duration::HumanDuration;
 use scale0_sim::{self as sim, Family, PolicyKind, RunOptions, Workload};
-use support::{POOL, csv, run, scenario};
-
-const HOUR: &str = "[transform]\nwindow_length = \"1h\"";
-
-/// scale0 with windows short enough that the hand timeline is easy to follow.
-const QUICK: &str = r#"stable_window = "2s"
-        panic_window = "1s"
-        scale_down_stabilization = "1s"
-        scale_to_zero_grace = "30s""#;
+use support::{HOUR, POOL, QUICK, csv, run, scenario};
 
 #[test]
 fn one_request_at_zero_costs_boot_plus_service_plus_keep_alive() {

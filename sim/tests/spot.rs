@@ -4,9 +4,7 @@
 mod support;
 
 use scale0_sim::{PolicyKind, PolicyReport, PoolUsage, Scenario, Trace};
-use support::{csv, run, scenario};
-
-const HOUR: &str = "[transform]\nwindow_length = \"1h\"";
+use support::{HOUR, POOL, csv, run, scenario, scenario_text};
 
 /// A Spot pool at 35% of the on-demand pool's price, same slots and boot.
 const POOLS: &str = r#"name = "spot"
@@ -124,25 +122,7 @@ fn interruption_settings_are_checked_naming_the_field() {
         "{HOUR}\n[instances]\ninterruptions_per_instance_hour = -1.0\n\
          interruption_notice = \"0s\"\ninterruption_correlation = 1.5"
     );
-    let text = format!(
-        r#"name = "t"
-        {bad}
-        [trace]
-        path = "x"
-        [service]
-        model = "fixed"
-        seconds = 1.0
-        [slo]
-        max_wait = "5s"
-        [deployment]
-        name = "d"
-        [[deployment.pools]]
-        name = "p"
-        max_instances = 1
-        slots = 1
-        price_per_hour_usd = 1.0
-        boot_time = "10s""#
-    );
+    let text = scenario_text(&bad, "", POOL);
     let err = Scenario::from_toml_str(&text).unwrap_err().to_string();
     for field in [
         "instances.interruptions_per_instance_hour: -1 must be non-negative",

@@ -5,14 +5,7 @@
 mod support;
 
 use scale0_sim::PolicyKind;
-use support::{csv, run, scenario};
-
-const HOUR: &str = "[transform]\nwindow_length = \"1h\"";
-
-const QUICK: &str = r#"stable_window = "2s"
-        panic_window = "1s"
-        scale_down_stabilization = "1s"
-        scale_to_zero_grace = "30s""#;
+use support::{HOUR, QUICK, csv, run, scenario};
 
 /// The engine test's pool, with one warm instance that starts in 3 s and costs
 /// $0.36/h stopped.

@@ -162,13 +162,7 @@ pub fn leaving_usd(
     h: Horizons,
 ) -> f64 {
     let r = &inst.record;
-    // A warned Spot instance is kept while it takes requests, then drains as below.
-    let serving = r
-        .serves_until()
-        .map_or(TimeDelta::zero(), |t| (t - now).max(TimeDelta::zero()));
-    let until = if stopping {
-        TimeDelta::zero()
-    } else if drain_now || inst.in_flight > 0 {
+    let drains_for = if drain_now || inst.in_flight > 0 {
         let since = if drain_now {
             now
         } else {
@@ -179,7 +173,15 @@ pub fn leaving_usd(
         // Empty: the next decision stops it.
         h.interval
     };
-    let until = if stopping { until } else { serving + until };
+    // A warned Spot instance is kept while it takes requests, then drains as above.
+    let serving = r
+        .serves_until()
+        .map_or(TimeDelta::zero(), |t| (t - now).max(TimeDelta::zero()));
+    let until = if stopping {
+        TimeDelta::zero()
+    } else {
+        serving + drains_for
+    };
     usd(at_least_minimum(r.launched_at, now, until), price)
 }
 

@@ -26,7 +26,8 @@
 //! (`InstanceRecord::serves_until`): it is not capacity, so its replacement launches at
 //! once, but it serves while the replacement boots. Measured in the simulator, draining
 //! it at the warning instead cost up to 2.5 points of SLO when interruptions come
-//! together (BENCHMARKS.md, "Cost controls in the simulator"). An on-demand pool is never reclaimed, so its effective price is its price.
+//! together (BENCHMARKS.md, "Cost controls in the simulator"). An on-demand pool is
+//! never reclaimed, so its effective price is its price.
 
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};

@@ -12,7 +12,13 @@ use scale0_sim::{
 
 /// A scenario over a plain CSV trace of arrival seconds, with a fixed service time.
 pub fn scenario(extra: &str, policy: &str, pool: &str) -> Scenario {
-    let text = format!(
+    let text = scenario_text(extra, policy, pool);
+    Scenario::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+/// The TOML of [`scenario`], for tests of what validation rejects.
+pub fn scenario_text(extra: &str, policy: &str, pool: &str) -> String {
+    format!(
         r#"
         name = "test"
         seed = 3
@@ -37,9 +43,17 @@ pub fn scenario(extra: &str, policy: &str, pool: &str) -> Scenario {
         [[deployment.pools]]
         {pool}
         "#
-    );
-    Scenario::from_toml_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+    )
 }
+
+/// An hour-long window.
+pub const HOUR: &str = "[transform]\nwindow_length = \"1h\"";
+
+/// scale0 with windows short enough that a hand timeline is easy to follow.
+pub const QUICK: &str = r#"stable_window = "2s"
+        panic_window = "1s"
+        scale_down_stabilization = "1s"
+        scale_to_zero_grace = "30s""#;
 
 pub const POOL: &str = r#"name = "p"
         max_instances = 20
