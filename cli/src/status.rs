@@ -1,22 +1,12 @@
 //! `scale0 status [DEPLOYMENT...]`: what the control plane holds in Redis for each
-//! deployment — instances by state per pool, desired and actual counts, queued (as the
-//! last decision saw it) and held (live worker reports), the cap workers shed by,
-//! pools the provider reported unavailable, the last decision, and every budget that
-//! covers it: spend so far, the forecast at the period's end, the limit, what AWS
-//! Budgets last reported; and the last 24 hours' spend per request (the ledger's spend
-//! over the requests the workers counted).
+//! deployment ([`scale0_state::status`] gathers it), as text or JSON.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
-use scale0_core::contract::InstanceState;
-use scale0_core::cost::budget::{BudgetStatus, forecast_usd};
-use scale0_core::policy::{Cap, Forecast};
 use scale0_state::Store;
-use scale0_state::ledger::BudgetReport;
-use serde::Serialize;
+use scale0_state::status::{DeploymentStatus, gather};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -36,215 +26,6 @@ pub struct Args {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// One pool's counts.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct PoolStatus {
-    /// Target of the last decision.
-    pub desired: u32,
-    /// Requested, booting and ready: capacity here or on its way.
-    pub actual: u32,
-    /// Instances by state (`requested`, `booting`, `ready`, `draining`, `unhealthy`).
-    pub states: BTreeMap<String, u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unavailable_until: Option<DateTime<Utc>>,
-    /// Spot interruption warnings for the pool's instances in the last 24 hours.
-    pub interruptions_24h: u64,
-}
-
-/// The last decision, briefly.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LastDecision {
-    pub generation: u64,
-    pub at: DateTime<Utc>,
-    pub trigger: Option<String>,
-    pub demand: f64,
-    pub reasons: Vec<String>,
-    /// What the time-of-week forecast expected, with `predictive` on or forecast-only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub forecast: Option<Forecast>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeploymentStatus {
-    pub deployment: String,
-    pub generation: u64,
-    pub pools: BTreeMap<String, PoolStatus>,
-    /// Messages in the broker queue when the last decision was made.
-    pub queued: Option<u64>,
-    /// Requests workers hold now (fresh reports only).
-    pub held: u64,
-    pub in_flight: u64,
-    pub cap: Option<Cap>,
-    pub last_decision: Option<LastDecision>,
-    /// The budgets covering the deployment, as its last decision saw them.
-    pub budgets: Vec<BudgetView>,
-    /// Quotas this deployment holds vCPUs of (its last decision's commitment).
-    pub quotas: Vec<QuotaView>,
-    /// Spend and requests over the last 24 hours.
-    pub last_24h: CostPerRequest,
-}
-
-/// What the deployment spent over a window (the ledger: boots included) and the
-/// requests that arrived in it (the workers' 10 s bins).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CostPerRequest {
-    pub spend_usd: f64,
-    pub requests: u64,
-    /// `None` without requests.
-    pub usd_per_request: Option<f64>,
-}
-
-impl CostPerRequest {
-    pub fn new(spend_usd: f64, requests: u64) -> Self {
-        CostPerRequest {
-            spend_usd,
-            requests,
-            usd_per_request: (requests > 0).then(|| spend_usd / requests as f64),
-        }
-    }
-}
-
-/// One quota's use, from the commitments every deployment published.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct QuotaView {
-    pub quota: String,
-    /// vCPUs this deployment holds.
-    pub held_vcpus: u64,
-    /// vCPUs every deployment holds together.
-    pub total_vcpus: u64,
-}
-
-/// One budget's standing.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BudgetView {
-    #[serde(flatten)]
-    pub status: BudgetStatus,
-    /// Spend at the period's end at the period's rate so far (calendar periods).
-    pub forecast_usd: Option<f64>,
-    /// The last AWS Budgets notification about it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub aws_report: Option<BudgetReport>,
-}
-
-pub async fn gather(
-    store: &Store,
-    deployment: &str,
-    now: DateTime<Utc>,
-) -> anyhow::Result<DeploymentStatus> {
-    let snapshot = store.load_policy(deployment).await?;
-    let desired = store.desired(deployment).await?;
-    let records = store.instances(deployment).await?;
-    let unavailable = store.unavailable_pools(deployment, now).await?;
-    let now_ms = now.timestamp_millis();
-    let live: Vec<_> = records
-        .iter()
-        .filter(|r| r.state != InstanceState::Terminated)
-        .collect();
-    let ids: Vec<&str> = live.iter().map(|r| r.id.as_str()).collect();
-    let in_flight: u64 = store
-        .in_flight(deployment, &ids, now_ms)
-        .await?
-        .values()
-        .map(|&n| u64::from(n))
-        .sum();
-    let mut pools: BTreeMap<String, PoolStatus> = desired
-        .iter()
-        .map(|(p, &n)| {
-            (
-                p.clone(),
-                PoolStatus {
-                    desired: n,
-                    ..Default::default()
-                },
-            )
-        })
-        .collect();
-    for r in &live {
-        let p = pools.entry(r.pool.clone()).or_default();
-        *p.states.entry(r.state.to_string()).or_default() += 1;
-        if r.state.is_capacity() {
-            p.actual += 1;
-        }
-    }
-    for (pool, until) in unavailable {
-        pools.entry(pool).or_default().unavailable_until = Some(until);
-    }
-    let day_ago = now - scale0_core::cost::spot::WINDOW;
-    for (name, p) in pools.iter_mut() {
-        p.interruptions_24h = store.interruptions_since(deployment, name, day_ago).await?;
-    }
-    let commitments = store.commitments().await?;
-    let quotas = commitments
-        .get(deployment)
-        .map(|own| {
-            own.quota_vcpus
-                .iter()
-                .map(|(q, &held)| QuotaView {
-                    quota: q.clone(),
-                    held_vcpus: held,
-                    total_vcpus: commitments
-                        .values()
-                        .filter_map(|c| c.quota_vcpus.get(q))
-                        .sum(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let last = store
-        .recent_decisions(deployment, 1)
-        .await?
-        .into_iter()
-        .next();
-    let last_24h = CostPerRequest::new(
-        store.spend_since(deployment, day_ago, now).await?,
-        store
-            .arrivals(deployment, day_ago, now)
-            .await?
-            .values()
-            .sum(),
-    );
-    let mut reports = store.budget_reports().await?;
-    let budgets = last
-        .as_ref()
-        .map(|l| {
-            l.decision
-                .budgets
-                .iter()
-                .map(|b| BudgetView {
-                    forecast_usd: forecast_usd(b, now),
-                    aws_report: reports.remove(&b.budget),
-                    status: b.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(DeploymentStatus {
-        deployment: deployment.to_string(),
-        generation: snapshot.generation,
-        pools,
-        queued: last
-            .as_ref()
-            .and_then(|l| l.observed.as_ref())
-            .map(|o| o.queue_depth),
-        held: store
-            .held(deployment, now_ms, scale0_state::HELD_STALE_AFTER)
-            .await?,
-        in_flight,
-        cap: store.cap(deployment).await?,
-        last_decision: last.map(|l| LastDecision {
-            generation: l.generation,
-            at: l.decision.at,
-            trigger: l.observed.map(|o| o.trigger),
-            demand: l.decision.demand,
-            reasons: l.decision.reasons,
-            forecast: l.decision.forecast,
-        }),
-        budgets,
-        quotas,
-        last_24h,
-    })
 }
 
 pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
@@ -359,6 +140,9 @@ pub fn render(s: &DeploymentStatus, now: DateTime<Utc>) -> String {
     if let Some(per) = c.usd_per_request {
         let _ = write!(out, ", ${per:.4} per request");
     }
+    if let Some(per) = c.usd_per_1k_tokens {
+        let _ = write!(out, "; {} tokens, ${per:.4} per 1,000", c.tokens);
+    }
     out.push('\n');
     if let Some(l) = &s.last_decision {
         let _ = writeln!(out, "  demand {:.1} concurrent requests", l.demand);
@@ -444,6 +228,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use scale0_state::status::{PoolStatus, QuotaView, UnitCost};
+
     use super::*;
 
     #[test]
@@ -474,7 +262,7 @@ mod tests {
                 held_vcpus: 16,
                 total_vcpus: 40,
             }],
-            last_24h: CostPerRequest::new(12.0, 0),
+            last_24h: UnitCost::new(12.0, 0, 0),
         };
         let text = render(&s, Utc::now());
         assert!(text.contains("3 Spot interruptions in 24 h"), "{text}");

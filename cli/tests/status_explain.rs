@@ -153,10 +153,11 @@ async fn status_and_explain_read_the_state_store() {
     );
 }
 
-/// Spend per request over the last 24 hours: the ledger's bill of an instance that ran
-/// two hours at $1/h, over the 40 requests the workers counted.
+/// Spend per request and per 1,000 tokens over the last 24 hours: the ledger's bill of
+/// an instance that ran two hours at $1/h, over the 40 requests and 20,000 tokens the
+/// workers counted.
 #[tokio::test]
-async fn status_shows_the_last_days_spend_per_request() {
+async fn status_shows_the_last_days_spend_per_request_and_per_token() {
     let d = format!(
         "t-cpr-{}-{}",
         std::process::id(),
@@ -188,6 +189,7 @@ async fn status_shows_the_last_days_spend_per_request() {
     for minute in 0..40 {
         let at = now - chrono::TimeDelta::minutes(90 - minute);
         store.add_arrivals(&d, at, 1).await.unwrap();
+        store.add_tokens(&d, at, 500).await.unwrap();
     }
     // One scaler-like round bills the instance into the ledger.
     let snapshot = store.ledger_snapshot(&config, &spec, now).await.unwrap();
@@ -198,7 +200,9 @@ async fn status_shows_the_last_days_spend_per_request() {
     let (code, out, err) = scale0(&["status", &d]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains("  last 24 h: $2.00 for 40 requests, $0.0500 per request"),
+        out.contains(
+            "  last 24 h: $2.00 for 40 requests, $0.0500 per request; 20000 tokens, $0.1000 per 1,000"
+        ),
         "{out}"
     );
     let (_, json, _) = scale0(&["status", "--json", &d]);
@@ -206,6 +210,7 @@ async fn status_shows_the_last_days_spend_per_request() {
     assert_eq!(v[0]["last_24h"]["requests"], 40);
     let per = v[0]["last_24h"]["usd_per_request"].as_f64().unwrap();
     assert!((per - 0.05).abs() < 1e-3, "{per}");
+    assert_eq!(v[0]["last_24h"]["tokens"], 20_000);
 }
 
 #[tokio::test]

@@ -3,7 +3,6 @@
 //! deployment's actor, or dead-lettered with the reason it cannot be answered.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -172,7 +171,7 @@ pub async fn start(
 }
 
 fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
-    ctx.metrics.arrivals.fetch_add(1, Ordering::Relaxed);
+    ctx.metrics.arrivals.inc();
     let now_ms = Utc::now().timestamp_millis();
     let timeout_ms = ctx.shared.broker_settings.consumer_timeout.0.as_millis() as i64;
     let Delivery {

@@ -162,7 +162,7 @@ pub enum Msg {
     Finished {
         seq: u64,
         message_id: Option<String>,
-        sample: Option<(u64, u64)>,
+        sample: Option<Measured>,
     },
     /// The connection of this epoch is gone; its deliveries are requeued by the broker.
     ConnectionLost {
@@ -222,6 +222,15 @@ impl Inst {
 }
 
 /// Per-deployment context shared by the actor and its tasks.
+/// What a request that ran here measured: its samples for the scaler, and the tokens
+/// its answer reported.
+#[derive(Debug, Clone, Copy)]
+pub struct Measured {
+    pub service_ms: u64,
+    pub latency_ms: u64,
+    pub tokens: Option<u64>,
+}
+
 #[derive(Debug)]
 pub struct Ctx {
     pub shared: Arc<Shared>,
@@ -236,6 +245,8 @@ pub struct Ctx {
     pub unflushed_arrivals: std::sync::atomic::AtomicU64,
     /// `(service ms, latency ms)` samples not yet written to Redis.
     pub unflushed_samples: Mutex<Vec<(u64, u64)>>,
+    /// Tokens the answers reported, not yet written to Redis.
+    pub unflushed_tokens: std::sync::atomic::AtomicU64,
     /// What the actor holds now, for the held-count report.
     pub held_now: std::sync::atomic::AtomicU64,
 }
@@ -435,9 +446,8 @@ impl Actor {
     fn publish_gauges(&self) {
         let m = &self.ctx.metrics;
         let held = self.held.len() + self.parked.len();
-        m.held.store(held as i64, Ordering::Relaxed);
-        m.in_flight
-            .store(self.working.len() as i64, Ordering::Relaxed);
+        m.held.set(held as i64);
+        m.in_flight.set(self.working.len() as i64);
         self.ctx.held_now.store(held as u64, Ordering::Relaxed);
     }
 
@@ -479,10 +489,7 @@ impl Actor {
                                     .await
                                     .is_err()
                                 {
-                                    ctx.shared
-                                        .metrics
-                                        .redis_errors
-                                        .fetch_add(1, Ordering::Relaxed);
+                                    ctx.shared.metrics.redis_errors.inc();
                                 }
                             });
                         }
@@ -517,14 +524,20 @@ impl Actor {
                 {
                     self.active.remove(&id);
                 }
-                if let Some(s) = sample {
+                if let Some(m) = sample {
+                    if let Some(tokens) = m.tokens {
+                        self.ctx
+                            .unflushed_tokens
+                            .fetch_add(tokens, Ordering::Relaxed);
+                        self.ctx.metrics.tokens.inc_by(tokens);
+                    }
                     let mut samples = self
                         .ctx
                         .unflushed_samples
                         .lock()
                         .unwrap_or_else(|e| e.into_inner());
                     if samples.len() < 10_000 {
-                        samples.push(s);
+                        samples.push((m.service_ms, m.latency_ms));
                     }
                 }
             }
@@ -859,10 +872,7 @@ impl Actor {
                 Ok(a) => a,
                 Err(e) => {
                     // Better one activation too many than a fleet left at zero.
-                    ctx.shared
-                        .metrics
-                        .redis_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    ctx.shared.metrics.redis_errors.inc();
                     tracing::warn!(deployment = %ctx.spec.name, error = %e, "activation rate limit unavailable; sending anyway");
                     true
                 }
@@ -1169,10 +1179,7 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
             return;
         }
         Err(e) => {
-            ctx.shared
-                .metrics
-                .redis_errors
-                .fetch_add(1, Ordering::Relaxed);
+            ctx.shared.metrics.redis_errors.inc();
             tracing::warn!(deployment = d, error = %e, "cannot take a slot lease; holding");
             // The script may have run with only its answer lost: drop the lease once
             // Redis answers again rather than leave the slot taken for lease_ttl.
@@ -1223,10 +1230,7 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
                         tracing::warn!(deployment = d, instance = %target.id, "slot lease lapsed during a request");
                     }
                     Err(_) => {
-                        ctx.shared
-                            .metrics
-                            .redis_errors
-                            .fetch_add(1, Ordering::Relaxed);
+                        ctx.shared.metrics.redis_errors.inc();
                     }
                 }
             }
@@ -1271,10 +1275,7 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    ctx2.shared
-                        .metrics
-                        .redis_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    ctx2.shared.metrics.redis_errors.inc();
                 }
             }
         });
@@ -1298,6 +1299,7 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         return;
     }
 
+    let tokens = result.as_ref().ok().and_then(Answer::tokens);
     let reply = match result {
         Ok(a) => a.reply(&target.id, &job),
         Err(CallError::Timeout) => Reply {
@@ -1325,10 +1327,11 @@ async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
             },
         },
     };
-    let sample = Some((
-        service.as_millis() as u64,
-        job.arrived.elapsed().as_millis() as u64,
-    ));
+    let sample = Some(Measured {
+        service_ms: service.as_millis() as u64,
+        latency_ms: job.arrived.elapsed().as_millis() as u64,
+        tokens,
+    });
     finish(ctx, job, reply, Source::Run, sample, Some(lease)).await;
 }
 
@@ -1379,10 +1382,7 @@ async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<Ending<'_>>)
     if let Err(e) = ctx.shared.store.finish_request(d, lease_ref, done).await {
         // A missing done marker can only cause a duplicate run after a crash; the
         // lease is dropped once Redis answers again (or lapses within lease_ttl).
-        ctx.shared
-            .metrics
-            .redis_errors
-            .fetch_add(1, Ordering::Relaxed);
+        ctx.shared.metrics.redis_errors.inc();
         tracing::warn!(deployment = d, error = %e, "cannot release a lease or mark a request done");
         if let Some(l) = &lease {
             tokio::spawn(drop_lease(ctx.clone(), l.instance.clone(), l.token.clone()));
@@ -1479,7 +1479,7 @@ async fn finish(
     mut job: Job,
     reply: Reply,
     mut source: Source,
-    sample: Option<(u64, u64)>,
+    sample: Option<Measured>,
     lease: Option<Lease>,
 ) {
     let d = ctx.spec.name.as_str();
@@ -1509,10 +1509,7 @@ async fn finish(
                 }
                 // Without Redis, answering is the side that loses nothing.
                 Err(_) => {
-                    ctx.shared
-                        .metrics
-                        .redis_errors
-                        .fetch_add(1, Ordering::Relaxed);
+                    ctx.shared.metrics.redis_errors.inc();
                 }
             }
         }
@@ -1525,7 +1522,7 @@ async fn settle(
     job: Job,
     reply: Option<Reply>,
     source: Source,
-    sample: Option<(u64, u64)>,
+    sample: Option<Measured>,
     lease: Option<Lease>,
     claim: String,
 ) {
@@ -1662,8 +1659,6 @@ async fn settle(
     let copies = (0..handles.len())
         .filter(|i| (*i > 0 || !ran_here) && !unanswerable.contains(i))
         .count();
-    ctx.metrics
-        .duplicates
-        .fetch_add(copies as u64, Ordering::Relaxed);
+    ctx.metrics.duplicates.inc_by(copies as u64);
     finished(&ctx, sample);
 }

@@ -34,6 +34,38 @@ pub struct Answer {
     pub content_type: Option<String>,
 }
 
+impl Answer {
+    /// The prompt and completion tokens an OpenAI-compatible JSON answer reports in its
+    /// `usage` (`total_tokens`, or the sum of its parts); `None` for any other answer.
+    pub fn tokens(&self) -> Option<u64> {
+        #[derive(serde::Deserialize)]
+        struct WithUsage {
+            usage: Option<Usage>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Usage {
+            total_tokens: Option<u64>,
+            prompt_tokens: Option<u64>,
+            completion_tokens: Option<u64>,
+        }
+        let json = self
+            .content_type
+            .as_deref()
+            .is_some_and(|t| t.contains("json"));
+        if !(200..300).contains(&self.status) || !json {
+            return None;
+        }
+        let u = serde_json::from_slice::<WithUsage>(&self.body)
+            .ok()?
+            .usage?;
+        u.total_tokens
+            .or(match (u.prompt_tokens, u.completion_tokens) {
+                (None, None) => None,
+                (p, c) => Some(p.unwrap_or(0) + c.unwrap_or(0)),
+            })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("timed out at the request's deadline")]
@@ -162,6 +194,32 @@ mod tests {
         assert!(e.contains("`10.0.1.7:8000/health`"), "{e}");
         let e = endpoint_uri("http://exa mple", "/health").unwrap_err();
         assert!(e.contains("not a URL"), "{e}");
+    }
+
+    #[test]
+    fn tokens_come_from_the_usage_of_a_json_answer() {
+        let answer = |status, content_type: &str, body: &str| Answer {
+            status,
+            body: Bytes::from(body.to_string()),
+            content_type: Some(content_type.to_string()),
+        };
+        let openai = r#"{"id":"c1","choices":[{"text":"hi"}],"usage":{"prompt_tokens":4,"completion_tokens":10,"total_tokens":14}}"#;
+        assert_eq!(answer(200, "application/json", openai).tokens(), Some(14));
+        // Parts without a total are summed.
+        let parts = r#"{"usage":{"prompt_tokens":4,"completion_tokens":6}}"#;
+        assert_eq!(answer(200, "application/json", parts).tokens(), Some(10));
+        // No usage, an error, another content type, or a body that is not JSON: none.
+        assert_eq!(
+            answer(200, "application/json", r#"{"text":"hi"}"#).tokens(),
+            None
+        );
+        assert_eq!(answer(500, "application/json", openai).tokens(), None);
+        assert_eq!(answer(200, "text/event-stream", openai).tokens(), None);
+        assert_eq!(answer(200, "application/json", "not json").tokens(), None);
+        assert_eq!(
+            answer(200, "application/json", r#"{"usage":{}}"#).tokens(),
+            None
+        );
     }
 
     #[tokio::test]

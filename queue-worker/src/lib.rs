@@ -28,7 +28,8 @@
 //! - [`deployment`]: the per-deployment actor and its dispatch and reply tasks.
 //! - [`watcher`]: registry reads, readiness probes, periodic reports to Redis.
 //! - [`reply`]: reply and dead-letter properties.
-//! - [`metrics`]: Prometheus text for `/metrics`.
+//! - [`metrics`]: `/metrics` in the OpenMetrics text format (`prometheus-client`), with
+//!   the deployments' cost standing read from Redis at each scrape.
 //!
 //! The entry point is [`run`] (or [`Worker::start`] then [`Worker::run`] to learn the
 //! metrics address first); shutdown is a future passed in.
@@ -208,6 +209,7 @@ impl Worker {
                 committer: watch::channel(None).0,
                 unflushed_arrivals: AtomicU64::new(0),
                 unflushed_samples: std::sync::Mutex::new(Vec::new()),
+                unflushed_tokens: AtomicU64::new(0),
                 held_now: AtomicU64::new(0),
             });
             actors.push(tokio::spawn(Actor::new(ctx.clone(), rx).run()));
@@ -243,7 +245,7 @@ impl Worker {
 
         // Drain.
         tracing::info!("shutting down: stop consuming, requeue held, drain in-flight");
-        self.metrics.draining.store(true, Ordering::Relaxed);
+        self.metrics.draining.set(1);
         let (tx, rx) = oneshot::channel();
         let _ = cmd_tx.send(SupCmd::StopConsuming(tx));
         let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
@@ -399,20 +401,14 @@ async fn supervise(
         };
         backoff.reset();
         if ever_connected {
-            shared
-                .metrics
-                .broker_reconnects
-                .fetch_add(1, Ordering::Relaxed);
+            shared.metrics.broker_reconnects.inc();
             tracing::info!(epoch, "reconnected to RabbitMQ");
         } else {
             tracing::info!(url = %redacted, "connected to RabbitMQ");
         }
         ever_connected = true;
         let _ = live_tx.send(Some(live.clone()));
-        shared
-            .metrics
-            .broker_connected
-            .store(true, Ordering::Relaxed);
+        shared.metrics.broker_connected.set(1);
 
         let mut events = live.connection.events_listener();
         let why = loop {
@@ -437,7 +433,7 @@ async fn supervise(
                     }
                     SupCmd::Close(reply) => {
                         let _ = live_tx.send(None);
-                        shared.metrics.broker_connected.store(false, Ordering::Relaxed);
+                        shared.metrics.broker_connected.set(0);
                         let _ = tokio::time::timeout(Duration::from_secs(3), live.connection.close(200, "worker stopping".into())).await;
                         let _ = reply.send(());
                         return Ok(());
@@ -447,10 +443,7 @@ async fn supervise(
         };
         tracing::warn!(epoch, reason = %why, "lost the RabbitMQ connection; its unacked deliveries go back to the queues");
         let _ = live_tx.send(None);
-        shared
-            .metrics
-            .broker_connected
-            .store(false, Ordering::Relaxed);
+        shared.metrics.broker_connected.set(0);
         for ctx in &ctxs {
             ctx.committer.send_replace(None);
             let _ = ctx.inbox.send(Msg::ConnectionLost { epoch });
@@ -487,15 +480,32 @@ async fn serve_http(
         .await;
 }
 
+/// How long a scrape waits for the cost standing in Redis before it answers without it.
+const STANDING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The worker's metrics and each served deployment's cost standing, read from Redis at
+/// the scrape (a scrape that cannot read it counts a Redis error and leaves it out).
 async fn metrics_handler(
     axum::extract::State(state): axum::extract::State<HealthState>,
 ) -> impl axum::response::IntoResponse {
+    let shared = &state.shared;
+    let now = chrono::Utc::now();
+    let mut standing = Vec::new();
+    for d in shared.metrics.deployment_names() {
+        let read = scale0_state::status::gather(&shared.store, &d, now);
+        match tokio::time::timeout(STANDING_TIMEOUT, read).await {
+            Ok(Ok(s)) => standing.push(s),
+            _ => {
+                shared.metrics.redis_errors.inc();
+            }
+        }
+    }
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.shared.metrics.render(),
+        shared.metrics.encode(&standing),
     )
 }
 
@@ -505,8 +515,8 @@ async fn health_handler(
     axum::extract::State(state): axum::extract::State<HealthState>,
 ) -> impl axum::response::IntoResponse {
     let m = &state.shared.metrics;
-    let broker = m.broker_connected.load(Ordering::Relaxed);
-    let draining = m.draining.load(Ordering::Relaxed);
+    let broker = m.broker_connected.get() == 1;
+    let draining = m.draining.get() == 1;
     let redis = matches!(
         tokio::time::timeout(Duration::from_millis(500), state.shared.store.ping()).await,
         Ok(Ok(()))

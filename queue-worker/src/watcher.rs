@@ -41,10 +41,7 @@ pub async fn watch(ctx: Arc<Ctx>) {
                 }
             }
             Err(e) => {
-                ctx.shared
-                    .metrics
-                    .redis_errors
-                    .fetch_add(1, Ordering::Relaxed);
+                ctx.shared.metrics.redis_errors.inc();
                 tracing::warn!(deployment = %ctx.spec.name, error = %e, "cannot read the registry; keeping the last view");
             }
         }
@@ -155,6 +152,12 @@ pub async fn report_once(ctx: &Ctx) {
         failed = true;
     }
 
+    let tokens = ctx.unflushed_tokens.swap(0, Ordering::Relaxed);
+    if tokens > 0 && store.add_tokens(d, now, tokens).await.is_err() {
+        ctx.unflushed_tokens.fetch_add(tokens, Ordering::Relaxed);
+        failed = true;
+    }
+
     let samples = std::mem::take(
         &mut *ctx
             .unflushed_samples
@@ -165,10 +168,7 @@ pub async fn report_once(ctx: &Ctx) {
         failed = true;
     }
     if failed {
-        ctx.shared
-            .metrics
-            .redis_errors
-            .fetch_add(1, Ordering::Relaxed);
+        ctx.shared.metrics.redis_errors.inc();
     }
 
     if let Some(live) = ctx.shared.broker.current() {
@@ -186,9 +186,7 @@ pub async fn report_once(ctx: &Ctx) {
         )
         .await
         {
-            ctx.metrics
-                .queue_depth
-                .store(i64::from(q.message_count()), Ordering::Relaxed);
+            ctx.metrics.queue_depth.set(i64::from(q.message_count()));
         }
     }
 }

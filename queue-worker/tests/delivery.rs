@@ -517,13 +517,15 @@ async fn health_and_metrics() {
     assert_eq!(health["broker"], true);
     assert_eq!(health["redis"], true);
     let m = worker.metrics().await;
+    // Families with samples before any request (a labelled family without one, such
+    // as the replies by status, is left out until it has one).
     for family in [
         "scale0_worker_held",
         "scale0_worker_in_flight",
         "scale0_worker_queue_depth",
-        "scale0_worker_replies_total",
         "scale0_worker_wait_seconds",
         "scale0_worker_broker_connected",
+        "scale0_spend_usd_24h",
     ] {
         assert!(
             m.contains(&format!("# TYPE {family} ")),
@@ -535,6 +537,12 @@ async fn health_and_metrics() {
         0.0
     );
     assert_eq!(metric(&m, "scale0_worker_broker_connected"), 1.0);
+    // The standing of a deployment with no spend, read from Redis at the scrape.
+    assert_eq!(
+        metric(&m, &format!("scale0_spend_usd_24h{{deployment=\"{d}\"}}")),
+        0.0
+    );
+    assert!(m.ends_with("# EOF\n"), "{m}");
     worker.stop().await;
     cleanup(&d).await;
 }

@@ -114,7 +114,31 @@ async fn requests_at_zero_are_held_through_a_cold_start() {
         ),
         20.0
     );
+    // The tokens of the answers' `usage`: counted, flushed to Redis, and the cost
+    // standing read back from Redis beside the worker's own figures.
+    let tokens: u64 = replies
+        .iter()
+        .map(|r| {
+            let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+            body["usage"]["total_tokens"].as_u64().unwrap()
+        })
+        .sum();
+    assert!(tokens > 0);
+    let counted = format!("scale0_worker_tokens_total{{deployment=\"{d}\"}}");
+    assert_eq!(metric(&m, &counted), tokens as f64, "{m}");
+    let spend = format!("scale0_spend_usd_24h{{deployment=\"{d}\"}}");
+    assert!(m.lines().any(|l| l.starts_with(&spend)), "{m}");
     worker.stop().await;
+    let now = chrono::Utc::now();
+    let stored = store
+        .tokens(
+            &d,
+            now - chrono::TimeDelta::minutes(5),
+            now + chrono::TimeDelta::minutes(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, tokens);
     client.cleanup(&[]).await;
     cleanup(&d).await;
 }

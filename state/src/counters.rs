@@ -2,6 +2,8 @@
 //!
 //! - Arrivals per 10-second bin, one hash per hour (`arrivals:<hour>`, kept 8 days):
 //!   the forecaster's history, and `last-arrival` for the idle clock.
+//! - Tokens per 10-second bin the same way (`tokens:<hour>`): the `usage` of the
+//!   OpenAI-compatible replies that carry one, for the cost per 1,000 tokens.
 //! - Held requests per worker (`held`: worker id → `count:ms`): each worker reports
 //!   its own count every second; readers ignore reports older than a staleness bound,
 //!   so a crashed worker's count fades instead of sticking.
@@ -25,12 +27,19 @@ const ARRIVAL_RETENTION_SECS: i64 = 8 * 86_400;
 const REQUEST_SAMPLES: isize = 500;
 const BOOT_SAMPLES: isize = 20;
 
-fn arrivals_hour_key(deployment: &str, bin_start: i64) -> String {
-    format!(
-        "{}:{}",
-        keys::arrivals(deployment),
-        bin_start - bin_start.rem_euclid(3600)
-    )
+/// The hash holding the bin that starts at `bin_start`, for a series (`keys::arrivals`,
+/// `keys::tokens`) of one deployment.
+fn hour_key(series: &str, bin_start: i64) -> String {
+    format!("{series}:{}", bin_start - bin_start.rem_euclid(3600))
+}
+
+/// Add `count` to the bin of `series` containing `at`, kept for the retention.
+fn add_to_bin(pipe: &mut redis::Pipeline, series: &str, at: DateTime<Utc>, count: u64) {
+    let ts = at.timestamp();
+    let bin = ts - ts.rem_euclid(ARRIVAL_BIN_SECS);
+    let hour_key = hour_key(series, bin);
+    pipe.hincr(&hour_key, bin, count)
+        .expire(&hour_key, ARRIVAL_RETENTION_SECS);
 }
 
 impl Store {
@@ -41,12 +50,9 @@ impl Store {
         at: DateTime<Utc>,
         count: u64,
     ) -> Result<()> {
-        let ts = at.timestamp();
-        let bin = ts - ts.rem_euclid(ARRIVAL_BIN_SECS);
-        let hour_key = arrivals_hour_key(deployment, bin);
-        let _: () = redis::pipe()
-            .hincr(&hour_key, bin, count)
-            .expire(&hour_key, ARRIVAL_RETENTION_SECS)
+        let mut pipe = redis::pipe();
+        add_to_bin(&mut pipe, &keys::arrivals(deployment), at, count);
+        let _: () = pipe
             .set(keys::last_arrival(deployment), at.timestamp_millis())
             .query_async(&mut self.conn())
             .await?;
@@ -61,6 +67,38 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<BTreeMap<i64, u64>> {
+        self.bins(&keys::arrivals(deployment), from, to).await
+    }
+
+    /// Add `count` tokens (prompt and completion) in the bin containing `at`.
+    pub async fn add_tokens(&self, deployment: &str, at: DateTime<Utc>, count: u64) -> Result<()> {
+        let mut pipe = redis::pipe();
+        add_to_bin(&mut pipe, &keys::tokens(deployment), at, count);
+        let _: () = pipe.query_async(&mut self.conn()).await?;
+        Ok(())
+    }
+
+    /// Tokens served in `[from, to)`, summed over its bins.
+    pub async fn tokens(
+        &self,
+        deployment: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<u64> {
+        Ok(self
+            .bins(&keys::tokens(deployment), from, to)
+            .await?
+            .values()
+            .sum())
+    }
+
+    /// The bins of `series` whose start is in `[from, to)`.
+    async fn bins(
+        &self,
+        series: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<BTreeMap<i64, u64>> {
         let (from, to) = (from.timestamp(), to.timestamp());
         if from >= to {
             return Ok(BTreeMap::new());
@@ -68,7 +106,7 @@ impl Store {
         let mut pipe = redis::pipe();
         let mut hour = from - from.rem_euclid(3600);
         while hour < to {
-            pipe.hgetall(arrivals_hour_key(deployment, hour));
+            pipe.hgetall(hour_key(series, hour));
             hour += 3600;
         }
         let hours: Vec<Vec<(i64, u64)>> = pipe.query_async(&mut self.conn()).await?;

@@ -41,6 +41,9 @@ pub fn claim(d: &str, message_id: &str) -> String {
 pub fn arrivals(d: &str) -> String {
     key(d, "arrivals")
 }
+pub fn tokens(d: &str) -> String {
+    key(d, "tokens")
+}
 pub fn last_arrival(d: &str) -> String {
     key(d, "last-arrival")
 }

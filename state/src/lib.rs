@@ -14,7 +14,7 @@
 //! | [`decisions`] | `decisions` (capped stream: decision + observed summary) | scaler | `scale0 status`, `scale0 explain` |
 //! | [`dedupe`] | `event:<id>` | both | both |
 //! | [`idempotency`] | `claim:<message id>`, `done:<message id>` (reply, answered addresses) | worker | worker |
-//! | [`counters`] | `arrivals`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
+//! | [`counters`] | `arrivals`, `tokens`, `last-arrival`, `held`, `service-ms`, `latency-ms`, `boots:<pool>` | worker, lifecycle | scaler |
 //! | [`signals`] | `cap`, `unavailable`, `gpu-utilization`, `activation` | scaler, worker | worker, scaler |
 //! | [`worker`] | `signal:<kind>` (and batched `service-ms`, `latency-ms`) | worker | worker, scaler |
 //! | [`spot`] | `interruptions:<pool>` (zset instance → ms of its Spot interruption warning) | lifecycle handler (Spot events) | scaler (ledger snapshot), `scale0 status` |
@@ -40,6 +40,7 @@ pub mod registry;
 pub mod signals;
 pub mod slots;
 pub mod spot;
+pub mod status;
 pub mod worker;
 
 mod observe;

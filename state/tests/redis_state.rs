@@ -388,6 +388,20 @@ async fn counters_feed_the_observation() {
         s.last_arrival(&d).await.unwrap(),
         Some(t0() + TimeDelta::seconds(3600))
     );
+    // Tokens in the same bins: summed over a range, apart from the arrivals.
+    s.add_tokens(&d, t0(), 120).await.unwrap();
+    s.add_tokens(&d, t0() + TimeDelta::seconds(3600), 30)
+        .await
+        .unwrap();
+    let all = t0() + TimeDelta::seconds(7200);
+    assert_eq!(s.tokens(&d, t0(), all).await.unwrap(), 150);
+    assert_eq!(
+        s.tokens(&d, t0() + TimeDelta::seconds(10), all)
+            .await
+            .unwrap(),
+        30
+    );
+    assert_eq!(bins, s.arrivals(&d, t0(), all).await.unwrap());
 
     let now = t0().timestamp_millis();
     s.report_held(&d, "w1", 4, now).await.unwrap();
