@@ -32,4 +32,5 @@ pub mod document;
 pub mod duration;
 pub mod percentile;
 pub mod policy;
+pub mod rng;
 pub mod schedule;

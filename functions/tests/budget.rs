@@ -213,25 +213,6 @@ async fn bill(
     usd
 }
 
-/// A small deterministic generator (the test's worlds are reproducible by seed).
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        self.0 >> 33
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn unit(&mut self) -> f64 {
-        self.next() as f64 / (1u64 << 31) as f64
-    }
-}
-
 /// Generated worlds: two deployments, a daily budget over both and a rolling one over
 /// the first, random prices, limits and backlogs, instances that become ready or
 /// vanish, every minute a tick deciding both deployments at once. The spend the
@@ -241,12 +222,13 @@ async fn the_cap_holds_over_generated_worlds_against_redis() {
     const WORLDS: u64 = 12;
     const MINUTES: i64 = 40;
     for seed in 1..=WORLDS {
-        let mut rng = Lcg(seed);
+        // The project's seeded PRNG: each world is reproducible by its seed.
+        let mut rng = scale0_core::rng::Rng::new(seed);
         let (a, b) = (unique("cap-a"), unique("cap-b"));
-        let price_a = 1.0 + rng.unit() * 19.0;
-        let price_b = 1.0 + rng.unit() * 19.0;
-        let all_limit = 0.3 + rng.unit() * 3.0;
-        let a_limit = 0.2 + rng.unit() * 2.0;
+        let price_a = 1.0 + rng.next_f64() * 19.0;
+        let price_b = 1.0 + rng.next_f64() * 19.0;
+        let all_limit = 0.3 + rng.next_f64() * 3.0;
+        let a_limit = 0.2 + rng.next_f64() * 2.0;
         let pools = |name: &str, price: f64| {
             format!(
                 r#"

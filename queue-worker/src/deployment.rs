@@ -24,6 +24,7 @@ use scale0_core::contract::{
     ControlEvent, ControlEventKind, InstanceRecord, InstanceState, ReplyStatus,
 };
 use scale0_core::policy::Cap;
+use scale0_core::rng::Rng;
 use scale0_state::idempotency::{Checked, Ending, Leased, RequestRef, Standing};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::AbortHandle;
@@ -360,7 +361,8 @@ pub struct Actor {
     next_activation: Instant,
     draining: Option<oneshot::Sender<()>>,
     drain_started: bool,
-    rng: u64,
+    /// Power-of-two choices; seeded from the process and the clock at start.
+    rng: Rng,
 }
 
 impl std::fmt::Debug for Actor {
@@ -375,7 +377,7 @@ impl std::fmt::Debug for Actor {
 impl Actor {
     pub fn new(ctx: Arc<Ctx>, inbox: mpsc::UnboundedReceiver<Msg>) -> Self {
         let service_time = ctx.spec.expected_service_time.0;
-        let rng = (std::process::id() as u64) << 32
+        let seed = (std::process::id() as u64) << 32
             ^ Utc::now().timestamp_nanos_opt().unwrap_or(1) as u64;
         Actor {
             ctx,
@@ -393,7 +395,7 @@ impl Actor {
             next_activation: Instant::now(),
             draining: None,
             drain_started: false,
-            rng: rng | 1,
+            rng: Rng::new(seed),
         }
     }
 
@@ -1011,8 +1013,8 @@ impl Actor {
             0 => return None,
             1 => eligible[0].0.clone(),
             n => {
-                let a = next_random(&mut self.rng, n);
-                let mut b = next_random(&mut self.rng, n - 1);
+                let a = self.rng.below(n as u64) as usize;
+                let mut b = self.rng.below(n as u64 - 1) as usize;
                 if b >= a {
                     b += 1;
                 }
@@ -1094,16 +1096,6 @@ impl Actor {
         self.working
             .insert(seq, (deliveries, Some(handle.abort_handle())));
     }
-}
-
-/// xorshift64*: a uniform-enough index in `0..n` for power-of-two choices.
-fn next_random(state: &mut u64, n: usize) -> usize {
-    let mut x = *state;
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *state = x;
-    (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 33) as usize % n.max(1)
 }
 
 async fn sleep_until_opt(at: Option<Instant>) {

@@ -304,7 +304,7 @@ pub struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
-    seed: u64,
+    rng: scale0_core::rng::Rng,
 }
 
 impl Backoff {
@@ -313,7 +313,7 @@ impl Backoff {
             min,
             max,
             next: min,
-            seed: u64::from(std::process::id()) | 1,
+            rng: scale0_core::rng::Rng::new(u64::from(std::process::id())),
         }
     }
 
@@ -322,10 +322,7 @@ impl Backoff {
     }
 
     pub fn next_delay(&mut self) -> Duration {
-        self.seed ^= self.seed << 13;
-        self.seed ^= self.seed >> 7;
-        self.seed ^= self.seed << 17;
-        let jitter = 0.8 + 0.4 * ((self.seed >> 11) as f64 / (1u64 << 53) as f64);
+        let jitter = 0.8 + 0.4 * self.rng.next_f64();
         let d = self.next.mul_f64(jitter);
         self.next = (self.next * 2).min(self.max);
         d

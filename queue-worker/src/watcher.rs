@@ -25,8 +25,6 @@ use scale0_state::registry::Transition;
 use crate::deployment::{Ctx, Msg, Snapshot};
 use crate::instance_client::endpoint_uri;
 
-const HELD_STALE_AFTER: Duration = Duration::from_secs(15);
-
 pub async fn watch(ctx: Arc<Ctx>) {
     let interval = ctx.shared.settings.refresh_interval;
     let mut ticker = tokio::time::interval(interval);
@@ -91,7 +89,11 @@ async fn read(ctx: &Ctx, slow: bool) -> scale0_state::Result<Snapshot> {
     let (mean_service_time, held_all_workers) = if slow {
         (
             store.mean_service_time(d).await?,
-            Some(store.held(d, now_ms, HELD_STALE_AFTER).await?),
+            Some(
+                store
+                    .held(d, now_ms, scale0_state::HELD_STALE_AFTER)
+                    .await?,
+            ),
         )
     } else {
         (None, None)

@@ -290,7 +290,7 @@ impl<'a> Engine<'a> {
             obs.recent_boot_times.insert(pool.name.clone(), Vec::new());
         }
         let series = Series::new(p.horizon, p.series_buckets);
-        let boot_rng = Rng::stream(p.seed, Stream::Boot);
+        let boot_rng = crate::rng::stream(p.seed, Stream::Boot);
         Engine {
             spec,
             now: 0,
@@ -309,7 +309,7 @@ impl<'a> Engine<'a> {
             free_warned_slots: 0,
             events: BinaryHeap::new(),
             boot_rng,
-            interruption_rng: Rng::stream(p.seed, Stream::Interruption),
+            interruption_rng: crate::rng::stream(p.seed, Stream::Interruption),
             recent_warnings: vec![VecDeque::new(); spec.pools.len()],
             first_in_window: 0,
             warm_ready: spec.pools.iter().map(|p| p.warm_pool_size).collect(),

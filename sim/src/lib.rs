@@ -249,7 +249,7 @@ impl<'a> Prepared<'a> {
         let tick_phase = match c.tick_phase {
             Some(phase) => micros(phase),
             None => {
-                let mut rng = rng::Rng::stream(scenario.seed, rng::Stream::TickPhase);
+                let mut rng = rng::stream(scenario.seed, rng::Stream::TickPhase);
                 (rng.next_f64() * tick as f64) as Micros
             }
         };

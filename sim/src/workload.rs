@@ -112,8 +112,8 @@ impl<'a> Workload<'a> {
                         trace.source
                     )));
                 }
-                let mut copies_rng = Rng::stream(scenario.seed, Stream::Copies);
-                let mut thin_rng = Rng::stream(scenario.seed, Stream::Thinning);
+                let mut copies_rng = crate::rng::stream(scenario.seed, Stream::Copies);
+                let mut thin_rng = crate::rng::stream(scenario.seed, Stream::Thinning);
                 let jitter = t.copy_jitter.0.as_micros() as f64;
                 let whole = t.rate_multiplier.floor() as u64;
                 let frac = t.rate_multiplier - whole as f64;
@@ -183,11 +183,11 @@ impl<'a> Workload<'a> {
             next: 0,
             buffer: Vec::new(),
             buffer_pos: 0,
-            placement: Rng::stream(self.seed, Stream::Placement),
-            thinning: Rng::stream(self.seed, Stream::Thinning),
-            copies: Rng::stream(self.seed, Stream::Copies),
-            service: Rng::stream(self.seed, Stream::Service),
-            priority: Rng::stream(self.seed, Stream::Priority),
+            placement: crate::rng::stream(self.seed, Stream::Placement),
+            thinning: crate::rng::stream(self.seed, Stream::Thinning),
+            copies: crate::rng::stream(self.seed, Stream::Copies),
+            service: crate::rng::stream(self.seed, Stream::Service),
+            priority: crate::rng::stream(self.seed, Stream::Priority),
         }
     }
 

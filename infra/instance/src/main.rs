@@ -144,13 +144,12 @@ impl Instance {
 
     /// A uniform draw in [0, 1) (SplitMix64; quality is plenty for fault dice).
     fn roll(&self) -> f64 {
-        let mut z = self
+        // SplitMix64 is a counter: advancing the shared state by its increment and
+        // mixing the old value is one step, safe from concurrent handlers.
+        let mut state = self
             .rng
-            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-            .wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+            .fetch_add(scale0_core::rng::SPLITMIX_INCREMENT, Ordering::Relaxed);
+        let z = scale0_core::rng::splitmix64(&mut state);
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 }
