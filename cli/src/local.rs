@@ -34,6 +34,7 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::FieldTable;
+use scale0_core::backoff::Backoff;
 use scale0_core::config::{Config, ProviderKind};
 use scale0_core::contract::{CONTROL_QUEUE, ControlEvent, DEAD_LETTER_EXCHANGE};
 use scale0_core::cost::spot::NOTICE;
@@ -495,26 +496,35 @@ pub async fn declare_topology(url: &str, config: &Config) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Reconnects and restarts: 200 ms doubling to 5 s.
+fn restart_backoff() -> Backoff {
+    Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+        u64::from(std::process::id()),
+    )
+}
+
 /// Consume `scale0.control` and hand each batch to the scaler, acking only after it
 /// handled the batch; reconnects with backoff.
 async fn control_loop(deps: Deps, url: String, mut stop: watch::Receiver<bool>, report: Reporter) {
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = restart_backoff();
     loop {
         let result = tokio::select! {
             _ = stop.changed() => return,
             r = consume_control(&deps, &url, &report) => r,
         };
+        let delay = backoff.next_delay();
         if let Err(e) = result {
             report(&format!(
                 "control consumer: {e:#}; reconnecting in {}",
-                HumanDuration::from(backoff)
+                HumanDuration::from(delay)
             ));
         }
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tokio::time::sleep(backoff) => {}
+            _ = tokio::time::sleep(delay) => {}
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
 }
 
@@ -738,7 +748,7 @@ async fn supervise_worker(
     let bin = sibling_binary("scale0-queue-worker");
     let report = options.report.clone();
     let pid_path = dir.join(format!("worker-{n}.pid"));
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = restart_backoff();
     loop {
         if *stop.borrow() {
             return;
@@ -784,13 +794,12 @@ async fn supervise_worker(
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
                 report(&format!("worker {n} (pid {pid}) exited: {status}; restarting"));
                 if started.elapsed() > Duration::from_secs(10) {
-                    backoff = Duration::from_millis(200);
+                    backoff.reset();
                 }
                 tokio::select! {
                     _ = stop.changed() => return,
-                    _ = tokio::time::sleep(backoff) => {}
+                    _ = tokio::time::sleep(backoff.next_delay()) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
             _ = stop.changed() => {
                 let _ = scale0_functions::provider::local::signal(pid, libc::SIGTERM);

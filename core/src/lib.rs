@@ -25,6 +25,7 @@
 //! - [`percentile`]: the nearest-rank rule every reported percentile uses.
 
 pub mod admission;
+pub mod backoff;
 pub mod config;
 pub mod contract;
 pub mod cost;

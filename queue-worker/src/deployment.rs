@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 use hyper::Uri;
 use lapin::Acker;
 use scale0_core::admission::{self, Booting, Capacity, Estimator, ShedReason};
+use scale0_core::backoff::Backoff;
 use scale0_core::config::Deployment;
 use scale0_core::contract::{
     ControlEvent, ControlEventKind, InstanceRecord, InstanceState, ReplyStatus,
@@ -1390,10 +1391,14 @@ async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<Ending<'_>>)
 
 /// Retry dropping a lease for about as long as it would take to lapse by itself.
 async fn drop_lease(ctx: Arc<Ctx>, instance: String, token: String) {
-    let mut delay = Duration::from_millis(200);
+    // Seeded by the lease too, so the drops of one worker do not retry in step.
+    let seed = token.bytes().fold(u64::from(std::process::id()), |h, b| {
+        h.rotate_left(5) ^ u64::from(b)
+    });
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(2), seed);
     let give_up = Instant::now() + ctx.shared.settings.lease_ttl;
     while Instant::now() < give_up {
-        tokio::time::sleep(delay).await;
+        tokio::time::sleep(backoff.next_delay()).await;
         if ctx
             .shared
             .store
@@ -1403,7 +1408,6 @@ async fn drop_lease(ctx: Arc<Ctx>, instance: String, token: String) {
         {
             return;
         }
-        delay = (delay * 2).min(Duration::from_secs(2));
     }
 }
 

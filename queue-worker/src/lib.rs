@@ -52,6 +52,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use scale0_core::backoff::Backoff;
 use scale0_core::config::{BrokerSettings, Config, Deployment};
 use scale0_state::Store;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -298,37 +299,6 @@ enum SupCmd {
     Close(oneshot::Sender<()>),
 }
 
-/// Doubling backoff with ±20% jitter.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-    rng: scale0_core::rng::Rng,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Backoff {
-            min,
-            max,
-            next: min,
-            rng: scale0_core::rng::Rng::new(u64::from(std::process::id())),
-        }
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-
-    pub fn next_delay(&mut self) -> Duration {
-        let jitter = 0.8 + 0.4 * self.rng.next_f64();
-        let d = self.next.mul_f64(jitter);
-        self.next = (self.next * 2).min(self.max);
-        d
-    }
-}
-
 /// Keep a connection: connect (declaring the topology), start consumers, publish the
 /// live handle; on loss, tell the actors, back off and start again.
 async fn supervise(
@@ -341,7 +311,11 @@ async fn supervise(
 
     let settings = &shared.settings;
     let specs: Vec<&Deployment> = ctxs.iter().map(|c| &c.spec).collect();
-    let mut backoff = Backoff::new(settings.reconnect_min, settings.reconnect_max);
+    let mut backoff = Backoff::new(
+        settings.reconnect_min,
+        settings.reconnect_max,
+        u64::from(std::process::id()),
+    );
     let mut epoch = 0u64;
     let mut consuming = true;
     let mut ever_connected = false;
@@ -534,24 +508,4 @@ async fn health_handler(
             "worker": state.shared.settings.worker_id,
         })),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_to_its_ceiling_with_jitter() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
-        let delays: Vec<u128> = (0..6).map(|_| b.next_delay().as_millis()).collect();
-        let bases = [100, 200, 400, 800, 1000, 1000];
-        for (d, base) in delays.iter().zip(bases) {
-            assert!(
-                (*d as f64) >= base as f64 * 0.8 - 1.0 && (*d as f64) <= base as f64 * 1.2 + 1.0,
-                "{delays:?}"
-            );
-        }
-        b.reset();
-        assert!(b.next_delay() <= Duration::from_millis(121));
-    }
 }

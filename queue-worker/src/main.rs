@@ -133,8 +133,11 @@ async fn real_main() -> anyhow::Result<()> {
     settings.lease_ttl = args.lease_ttl.0.max(Duration::from_millis(300));
 
     // Redis may come up after the worker: retry with backoff, as for RabbitMQ.
-    let mut backoff =
-        scale0_queue_worker::Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let mut backoff = scale0_core::backoff::Backoff::new(
+        Duration::from_millis(200),
+        Duration::from_secs(5),
+        u64::from(std::process::id()),
+    );
     let store = loop {
         match scale0_state::Store::connect(&redis_url).await {
             Ok(s) => break s,
