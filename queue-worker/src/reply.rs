@@ -213,6 +213,43 @@ pub async fn dead_letter(
         .map(|_| ())
 }
 
+/// A reply's headers as a producer reads them: what [`Reply::properties`] writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplyHeaders {
+    /// `x-scale0-status`; `None` on a message that is not a scale0 reply.
+    pub status: Option<String>,
+    pub reason: Option<String>,
+    pub queue_ms: Option<u64>,
+    pub cold_start: bool,
+    pub instance: Option<String>,
+    pub retry_after: Option<u64>,
+}
+
+impl ReplyHeaders {
+    pub fn read(p: &BasicProperties) -> Self {
+        let get = |name: &str| p.headers().as_ref()?.inner().get(name);
+        let text = |name: &str| match get(name)? {
+            AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+            AMQPValue::ShortString(s) => Some(s.to_string()),
+            _ => None,
+        };
+        let count = |name: &str| match get(name)? {
+            AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+            AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+            AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+            _ => None,
+        };
+        ReplyHeaders {
+            status: text(headers::STATUS),
+            reason: text(headers::REASON),
+            queue_ms: count(headers::QUEUE_MS),
+            cold_start: matches!(get(headers::COLD_START), Some(AMQPValue::Boolean(true))),
+            instance: text(headers::INSTANCE),
+            retry_after: count(headers::RETRY_AFTER),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +264,30 @@ mod tests {
 
     fn header<'a>(p: &'a BasicProperties, name: &str) -> &'a AMQPValue {
         p.headers().as_ref().unwrap().inner().get(name).unwrap()
+    }
+
+    #[test]
+    fn a_producer_reads_back_the_headers_a_reply_carries() {
+        let mut r = Reply::shed("over the budget `team`", 30, true);
+        r.queue_ms = Some(1200);
+        r.instance = Some("i-1".into());
+        let read = ReplyHeaders::read(&r.properties(&to(), None));
+        assert_eq!(
+            read,
+            ReplyHeaders {
+                status: Some("shed".into()),
+                reason: Some("over the budget `team`".into()),
+                queue_ms: Some(1200),
+                cold_start: true,
+                instance: Some("i-1".into()),
+                retry_after: Some(30),
+            }
+        );
+        // A message without scale0's headers reads as nothing.
+        assert_eq!(
+            ReplyHeaders::read(&BasicProperties::default()),
+            ReplyHeaders::default()
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@ use lapin::options::{
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use scale0_core::contract::{REQUESTS_EXCHANGE, headers};
+use scale0_queue_worker::reply::ReplyHeaders;
 use scale0_state::Store;
 
 use super::plan::{LoadPlan, total_span};
@@ -43,20 +44,6 @@ struct Reply {
 struct Shared {
     requests: Vec<Tracking>,
     answered: usize,
-}
-
-fn header_str(props: &BasicProperties, name: &str) -> Option<String> {
-    let value = props.headers().as_ref()?.inner().get(name)?;
-    Some(match value {
-        AMQPValue::LongString(s) => s.to_string(),
-        AMQPValue::ShortString(s) => s.to_string(),
-        AMQPValue::Boolean(b) => b.to_string(),
-        AMQPValue::LongLongInt(n) => n.to_string(),
-        AMQPValue::LongInt(n) => n.to_string(),
-        AMQPValue::LongUInt(n) => n.to_string(),
-        AMQPValue::Double(f) => f.to_string(),
-        other => format!("{other:?}"),
-    })
 }
 
 /// Send the plan and collect the replies. Every request sent adds one to `sent_total`
@@ -246,16 +233,13 @@ impl Session {
                             t.extra += 1;
                         } else {
                             let sent = t.sent_at.unwrap_or(start);
+                            let h = ReplyHeaders::read(&d.properties);
                             t.first = Some(Reply {
-                                status: header_str(&d.properties, headers::STATUS)
-                                    .unwrap_or_else(|| "(none)".into()),
-                                reason: header_str(&d.properties, headers::REASON),
+                                status: h.status.unwrap_or_else(|| "(none)".into()),
+                                reason: h.reason,
                                 latency: received.saturating_duration_since(sent),
-                                cold_start: header_str(&d.properties, headers::COLD_START)
-                                    .as_deref()
-                                    == Some("true"),
-                                queue_ms: header_str(&d.properties, headers::QUEUE_MS)
-                                    .and_then(|q| q.parse().ok()),
+                                cold_start: h.cold_start,
+                                queue_ms: h.queue_ms.map(|q| q as f64),
                             });
                             g.answered = answered_before + 1;
                         }
