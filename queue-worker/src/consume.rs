@@ -17,7 +17,7 @@ use crate::broker::{self, Live};
 use crate::commit::{Committer, Unit};
 use crate::deployment::{Ctx, Handle, Msg};
 use crate::reply::{self, Reply};
-use crate::request::{self, Invalid, ReplyTo};
+use crate::request::{self, Invalid, InvalidKind, ReplyTo};
 
 /// A running consumer, to cancel on shutdown.
 #[derive(Debug)]
@@ -123,7 +123,7 @@ pub async fn start(
                         tokio::spawn(async move {
                             let name = delivery.routing_key.to_string();
                             let why = Invalid {
-                                kind: "unknown_deployment",
+                                kind: InvalidKind::UnknownDeployment,
                                 reason: format!("unknown deployment `{name}`"),
                             };
                             let p = &delivery.properties;
@@ -138,7 +138,7 @@ pub async fn start(
                                 .metrics
                                 .deployment(crate::UNKNOWN_DEPLOYMENT)
                                 .dead_letters
-                                .inc(why.kind);
+                                .inc(why.kind.label());
                             let Delivery {
                                 properties,
                                 data,
@@ -198,7 +198,7 @@ fn on_delivery(ctx: &Arc<Ctx>, epoch: u64, delivery: Delivery) {
                 properties,
                 body,
             } = *rejected;
-            ctx.metrics.dead_letters.inc(why.kind);
+            ctx.metrics.dead_letters.inc(why.kind.label());
             tracing::info!(
                 deployment = %ctx.spec.name,
                 reason = %why.reason,
@@ -245,7 +245,7 @@ impl Reject<'_> {
             ack: vec![acker],
             ..Unit::default()
         };
-        if why.kind != "no_reply_to"
+        if why.kind != InvalidKind::NoReplyTo
             && let Some(to) = ReplyTo::of(&properties)
         {
             let answer = Reply::not_run(

@@ -37,7 +37,7 @@ use crate::held::{HeldQueue, Key};
 use crate::instance_client::{Answer, CallError, endpoint_uri};
 use crate::metrics::DeploymentMetrics;
 use crate::reply::{self, Reply};
-use crate::request::{Envelope, Invalid, Request};
+use crate::request::{Envelope, Invalid, InvalidKind, Request};
 
 /// A delivery of a request on one connection epoch, with where its own reply goes.
 #[derive(Debug)]
@@ -1604,13 +1604,13 @@ async fn settle(
                     "reply not routable: no queue by its reply_to; the request is dead-lettered"
                 );
                 let why = Invalid {
-                    kind: "unroutable_reply",
+                    kind: InvalidKind::UnroutableReply,
                     reason: format!(
                         "reply_to `{}` is not routable ({code} {text}); the request ended {status}",
                         to.queue
                     ),
                 };
-                ctx.metrics.dead_letters.inc(why.kind);
+                ctx.metrics.dead_letters.inc(why.kind.label());
                 let _ = reply::dead_letter(
                     &ctx.shared.broker,
                     &h.envelope.properties,

@@ -91,14 +91,37 @@ impl ReplyTo {
 /// `x-scale0-reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
-    /// A short label for metrics: `no_reply_to`, `unknown_deployment`, `bad_headers`,
-    /// `too_large`, `unroutable_reply`.
-    pub kind: &'static str,
+    pub kind: InvalidKind,
     pub reason: String,
 }
 
+/// What is wrong with a message, as the dead-letter metric labels it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// No `reply_to`: nobody to answer, so no rejection reply either.
+    NoReplyTo,
+    UnknownDeployment,
+    BadHeaders,
+    TooLarge,
+    /// The broker returned the reply: its `reply_to` queue does not exist.
+    UnroutableReply,
+}
+
+impl InvalidKind {
+    /// The `reason` label of `scale0_worker_dead_letters_total`.
+    pub fn label(self) -> &'static str {
+        match self {
+            InvalidKind::NoReplyTo => "no_reply_to",
+            InvalidKind::UnknownDeployment => "unknown_deployment",
+            InvalidKind::BadHeaders => "bad_headers",
+            InvalidKind::TooLarge => "too_large",
+            InvalidKind::UnroutableReply => "unroutable_reply",
+        }
+    }
+}
+
 impl Invalid {
-    fn new(kind: &'static str, reason: impl Into<String>) -> Self {
+    fn new(kind: InvalidKind, reason: impl Into<String>) -> Self {
         Invalid {
             kind,
             reason: reason.into(),
@@ -258,7 +281,7 @@ fn check(
 ) -> Result<Checked, Invalid> {
     let Some(reply) = ReplyTo::of(properties) else {
         return Err(Invalid::new(
-            "no_reply_to",
+            InvalidKind::NoReplyTo,
             "no reply_to: nowhere to answer",
         ));
     };
@@ -272,11 +295,11 @@ fn check(
                 .or_else(|| not_utf8("message_id", properties.message_id().as_ref()))
         })
     {
-        return Err(Invalid::new("bad_headers", why));
+        return Err(Invalid::new(InvalidKind::BadHeaders, why));
     }
     if body_len > spec.max_body_bytes as usize {
         return Err(Invalid::new(
-            "too_large",
+            InvalidKind::TooLarge,
             format!(
                 "body of {body_len} bytes exceeds max_body_bytes {}",
                 spec.max_body_bytes
@@ -296,7 +319,7 @@ fn check(
             }
             _ => {
                 return Err(Invalid::new(
-                    "bad_headers",
+                    InvalidKind::BadHeaders,
                     format!(
                         "{} must be an absolute time (ms since the epoch, or an AMQP \
                          timestamp in seconds), got {}",
@@ -310,7 +333,7 @@ fn check(
     if let Some(expiration) = properties.expiration() {
         let ttl: i64 = expiration.as_str().trim().parse().map_err(|_| {
             Invalid::new(
-                "bad_headers",
+                InvalidKind::BadHeaders,
                 format!("expiration `{expiration}` is not a number of milliseconds"),
             )
         })?;
@@ -437,7 +460,7 @@ mod tests {
         // The patched one stops at MAX_NESTING and keeps the rest as bytes.
         let deep = decode(&nested_header(2_000));
         let why = parse_err(props().with_headers(deep), b"{}");
-        assert_eq!(why.kind, "bad_headers");
+        assert_eq!(why.kind, InvalidKind::BadHeaders);
         assert!(
             why.reason.contains("deeper than 64 levels"),
             "{}",
@@ -533,43 +556,43 @@ mod tests {
 
     #[test]
     fn unanswerable_messages_say_why() {
-        let cases: Vec<(&str, BasicProperties, &[u8], &str)> = vec![
+        let cases: Vec<(&str, BasicProperties, &[u8], InvalidKind)> = vec![
             (
                 "no reply_to",
                 BasicProperties::default(),
                 b"{}",
-                "no_reply_to",
+                InvalidKind::NoReplyTo,
             ),
             (
                 "empty reply_to",
                 BasicProperties::default().with_reply_to("".into()),
                 b"{}",
-                "no_reply_to",
+                InvalidKind::NoReplyTo,
             ),
-            ("too large", props(), b"01234567890", "too_large"),
+            ("too large", props(), b"01234567890", InvalidKind::TooLarge),
             (
                 "deadline not a number",
                 with_header(props(), AMQPValue::LongString("tomorrow".into())),
                 b"{}",
-                "bad_headers",
+                InvalidKind::BadHeaders,
             ),
             (
                 "deadline of a wrong type",
                 with_header(props(), AMQPValue::Boolean(true)),
                 b"{}",
-                "bad_headers",
+                InvalidKind::BadHeaders,
             ),
             (
                 "negative deadline",
                 with_header(props(), AMQPValue::LongLongInt(-5)),
                 b"{}",
-                "bad_headers",
+                InvalidKind::BadHeaders,
             ),
             (
                 "expiration not a number",
                 props().with_expiration("soon".into()),
                 b"{}",
-                "bad_headers",
+                InvalidKind::BadHeaders,
             ),
         ];
         for (name, p, body, kind) in cases {
