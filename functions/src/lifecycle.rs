@@ -358,10 +358,7 @@ async fn launch_failed(
         out.detail
             .push_str(&format!("; dropped placeholder {}", ph.id));
     }
-    let wake = Wakeup {
-        trigger: format!("launch failed in pool {}", pool.name),
-        ..Default::default()
-    };
+    let wake = Wakeup::of(format!("launch failed in pool {}", pool.name));
     out.scaler = Some(run_deployment(deps, spec, wake, now).await?);
     Ok(out)
 }

@@ -46,7 +46,8 @@ use crate::{Deps, HandlerError, Result};
 /// What woke the scaler for one deployment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Wakeup {
-    pub trigger: String,
+    /// What woke it, each once, in the order they came (merged wake-ups keep all).
+    pub triggers: Vec<String>,
     /// Ids to dedupe on; empty means always run.
     pub event_ids: Vec<String>,
     /// Requests a worker said it holds (an activation event), in case its report in
@@ -59,12 +60,25 @@ pub struct Wakeup {
 }
 
 impl Wakeup {
+    /// One wake-up for one trigger.
+    pub fn of(trigger: impl Into<String>) -> Self {
+        Wakeup {
+            triggers: vec![trigger.into()],
+            ..Wakeup::default()
+        }
+    }
+
+    /// The triggers as the decision log and the outcome name them (`activation,
+    /// instance-failed`).
+    pub fn trigger(&self) -> String {
+        self.triggers.join(", ")
+    }
+
     fn merge(&mut self, other: Wakeup) {
-        if !other.trigger.is_empty() && !self.trigger.split(", ").any(|t| t == other.trigger) {
-            if !self.trigger.is_empty() {
-                self.trigger.push_str(", ");
+        for t in other.triggers {
+            if !t.is_empty() && !self.triggers.contains(&t) {
+                self.triggers.push(t);
             }
-            self.trigger.push_str(&other.trigger);
         }
         self.event_ids.extend(other.event_ids);
         self.held_hint = self.held_hint.max(other.held_hint);
@@ -239,7 +253,7 @@ async fn plan(
     Ok(match event {
         ScalerEvent::Tick(e) => {
             let wake = Wakeup {
-                trigger: "tick".into(),
+                triggers: vec!["tick".into()],
                 event_ids: eb_id(&e.id),
                 sweep: true,
                 ..Default::default()
@@ -294,7 +308,7 @@ async fn plan(
 
 fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
     let wake = Wakeup {
-        trigger: w.trigger.clone(),
+        triggers: vec![w.trigger.clone()],
         event_ids: w.id.iter().map(|i| format!("wake:{i}")).collect(),
         sweep: w.sweep,
         ..Default::default()
@@ -333,7 +347,7 @@ fn control_wakeups(
             continue;
         }
         let mut wake = Wakeup {
-            trigger: ev.kind_name().to_string(),
+            triggers: vec![ev.kind_name().to_string()],
             event_ids: vec![format!("control:{}", ev.id)],
             ..Default::default()
         };
@@ -380,10 +394,10 @@ pub async fn run_deployment(
         }
     }
     if !wake.event_ids.is_empty() && fresh.is_empty() {
-        tracing::info!(deployment = d, trigger = %wake.trigger, "repeated event: nothing to do");
+        tracing::info!(deployment = d, trigger = %wake.trigger(), "repeated event: nothing to do");
         return Ok(DeploymentOutcome {
             deployment: d.to_string(),
-            trigger: wake.trigger,
+            trigger: wake.trigger(),
             duplicate: true,
             ..Default::default()
         });
@@ -407,7 +421,7 @@ async fn run_fresh(
     let d = spec.name.as_str();
     let mut out = DeploymentOutcome {
         deployment: d.to_string(),
-        trigger: wake.trigger.clone(),
+        trigger: wake.trigger(),
         ..Default::default()
     };
     if wake.sweep {
@@ -498,7 +512,7 @@ pub async fn decide_and_commit(
         let ledger = deps.store.ledger_snapshot(&deps.config, spec, now).await?;
         obs.cost = ledger.observation(deps.settings.decision_interval);
         let decision = decide(now, spec, &obs, &snapshot.memory);
-        let summary = ObservedSummary::new(&wake.trigger, &obs);
+        let summary = ObservedSummary::new(wake.trigger(), &obs);
         // The ledger first: its commit checks no other run spent the same budget
         // headroom meanwhile; a decision fenced after it only left a higher commitment.
         let committed = deps.store.commit_ledger(&ledger, &decision).await?
@@ -686,7 +700,7 @@ pub mod alarm {
             _now: DateTime<Utc>,
         ) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
             let wake = Wakeup {
-                trigger: format!("alarm {} {}", self.name, self.state),
+                triggers: vec![format!("alarm {} {}", self.name, self.state)],
                 event_ids: ids,
                 ..Default::default()
             };

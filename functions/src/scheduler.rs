@@ -35,7 +35,7 @@ pub async fn scheduler(event: ScheduleInvocation, deps: &Deps) -> Result<Schedul
         });
     }
     let wake = Wakeup {
-        trigger: format!("schedule {}", event.action),
+        triggers: vec![format!("schedule {}", event.action)],
         event_ids: event
             .execution_id
             .iter()

@@ -110,10 +110,7 @@ pub async fn spot(e: SpotEvent, deps: &Deps) -> Result<LifecycleOutcome> {
         "{what} for {id} (pool {}, was {}): draining, replacement decided now",
         record.pool, record.state
     );
-    let wake = Wakeup {
-        trigger: format!("{what} for {id}"),
-        ..Default::default()
-    };
+    let wake = Wakeup::of(format!("{what} for {id}"));
     out.scaler = Some(run_deployment(deps, spec, wake, now).await?);
     Ok(out)
 }
