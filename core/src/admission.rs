@@ -31,12 +31,37 @@
 
 use std::time::Duration;
 
+use crate::config::Pool;
+
 /// Instances on their way: their slots and expected remaining boot time.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Booting {
     pub slots: u32,
     /// Expected time until ready; zero when overdue ("any moment now").
     pub remaining: Duration,
+}
+
+/// What the scaler is expected to start at zero ([`Capacity::projected`]): every pool's
+/// `max_instances`, bounded by a cap of `cap_instances` instances (counted at the
+/// largest instance), ready after the shortest boot. The worker and the simulator both
+/// project with it.
+pub fn projected_at_zero(pools: &[Pool], cap_instances: Option<u32>) -> Booting {
+    let mut slots: u64 = pools
+        .iter()
+        .map(|p| u64::from(p.max_instances) * u64::from(p.slots))
+        .sum();
+    if let Some(cap) = cap_instances {
+        let per_instance = pools.iter().map(|p| p.slots).max().unwrap_or(1);
+        slots = slots.min(u64::from(cap) * u64::from(per_instance));
+    }
+    Booting {
+        slots: slots.min(u64::from(u32::MAX)) as u32,
+        remaining: pools
+            .iter()
+            .map(|p| p.boot_time.0)
+            .min()
+            .unwrap_or_default(),
+    }
 }
 
 /// What can serve a deployment's requests, now and soon.
@@ -277,6 +302,41 @@ mod tests {
 
     fn wait(ahead: u64, c: &Capacity) -> f64 {
         estimated_wait(ahead, c).unwrap().as_secs_f64()
+    }
+
+    #[test]
+    fn at_zero_the_scaler_is_expected_to_start_every_pool_within_the_cap() {
+        let config = crate::config::Config::load(
+            r#"
+            [[deployments]]
+            name = "chat"
+            [[deployments.pools]]
+            name = "a10g"
+            max_instances = 3
+            slots = 8
+            price_per_hour_usd = 1.0
+            boot_time = "90s"
+            [[deployments.pools]]
+            name = "h100"
+            max_instances = 2
+            slots = 32
+            price_per_hour_usd = 4.0
+            boot_time = "5m"
+            "#,
+        )
+        .unwrap();
+        let pools = &config.deployments[0].pools;
+        // 3 × 8 + 2 × 32 slots, after the shortest boot.
+        assert_eq!(
+            projected_at_zero(pools, None),
+            Booting {
+                slots: 88,
+                remaining: secs(90.0)
+            }
+        );
+        // A cap of 2 instances, counted at the largest instance: 64 slots.
+        assert_eq!(projected_at_zero(pools, Some(2)).slots, 64);
+        assert_eq!(projected_at_zero(pools, Some(0)).slots, 0);
     }
 
     #[test]

@@ -784,22 +784,6 @@ impl Actor {
                 _ => {}
             }
         }
-        // At zero: what the scaler may start, within a cap, one boot time away.
-        let pools = &self.ctx.spec.pools;
-        let mut projected_slots: u64 = pools
-            .iter()
-            .map(|p| u64::from(p.max_instances) * u64::from(p.slots))
-            .sum();
-        if let Some(cap) = &self.cap {
-            let per_instance = pools.iter().map(|p| p.slots).max().unwrap_or(1);
-            projected_slots =
-                projected_slots.min(u64::from(cap.max_instances) * u64::from(per_instance));
-        }
-        let projected_boot = pools
-            .iter()
-            .map(|p| p.boot_time.0)
-            .min()
-            .unwrap_or_default();
         let mine = self.held.len() as f64;
         let share = if self.held_all_workers as f64 > mine && mine > 0.0 {
             mine / self.held_all_workers as f64
@@ -809,10 +793,10 @@ impl Actor {
         Capacity {
             ready_slots,
             booting,
-            projected: Booting {
-                slots: projected_slots.min(u64::from(u32::MAX)) as u32,
-                remaining: projected_boot,
-            },
+            projected: admission::projected_at_zero(
+                &self.ctx.spec.pools,
+                self.cap.as_ref().map(|c| c.max_instances),
+            ),
             share,
             service_time: self.service_time,
             capped_until: self

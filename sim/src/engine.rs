@@ -215,7 +215,8 @@ struct Engine<'a> {
     /// Refills of warm pools: (pool, launched); billed like a boot when they end.
     refills: Vec<(usize, Micros)>,
     warm_starts: Vec<u64>,
-    cap_slots: Option<f64>,
+    /// The last decision's cap, in instances (the worker sheds by it).
+    cap_instances: Option<u32>,
     /// Mean service time of recent completions (the worker's measurement).
     service_ring: VecDeque<Micros>,
     service_sum: i128,
@@ -316,7 +317,7 @@ impl<'a> Engine<'a> {
             warm_micros: vec![0; spec.pools.len()],
             refills: Vec::new(),
             warm_starts: vec![0; spec.pools.len()],
-            cap_slots: None,
+            cap_instances: None,
             service_ring: VecDeque::with_capacity(SERVICE_WINDOW),
             service_sum: 0,
             latency_ring: VecDeque::new(),
@@ -982,27 +983,10 @@ impl<'a> Engine<'a> {
                 remaining: Duration::from_micros((i.ready_at - self.now).max(0) as u64),
             })
             .collect();
-        // With nothing ready or booting, the scaler is expected to start what the
-        // deployment may have (bounded by a cap) one boot time from now.
-        let pools = &self.spec.pools;
-        let mut projected_slots: u64 = pools
-            .iter()
-            .map(|p| u64::from(p.max_instances) * u64::from(p.slots))
-            .sum();
-        if let Some(cap) = self.cap_slots {
-            projected_slots = projected_slots.min(cap as u64);
-        }
         let capacity = admission::Capacity {
             ready_slots: self.ready_slots,
             booting,
-            projected: admission::Booting {
-                slots: projected_slots.min(u64::from(u32::MAX)) as u32,
-                remaining: pools
-                    .iter()
-                    .map(|p| p.boot_time.0)
-                    .min()
-                    .unwrap_or_default(),
-            },
+            projected: admission::projected_at_zero(&self.spec.pools, self.cap_instances),
             share: 1.0,
             service_time: Duration::from_micros(self.mean_service() as u64),
             // Only whether to shed matters here, not when to retry.
@@ -1116,10 +1100,7 @@ impl<'a> Engine<'a> {
                 self.launch(pool);
             }
         }
-        self.cap_slots = d.cap.as_ref().map(|c| {
-            let slots = self.spec.pools.iter().map(|p| p.slots).max().unwrap_or(1);
-            f64::from(c.max_instances) * f64::from(slots)
-        });
+        self.cap_instances = d.cap.as_ref().map(|c| c.max_instances);
     }
 
     fn run(
