@@ -29,7 +29,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::join_all;
 use scale0_core::config::Deployment;
-use scale0_core::contract::{ControlEvent, ControlEventKind, InstanceState, request_queue};
+use scale0_core::contract::{ControlEvent, ControlEventKind, request_queue};
 use scale0_core::policy::{Cap, Decision, decide};
 use scale0_state::capacity::{CommitOutcome, requested_instances};
 use scale0_state::counters::ARRIVAL_RETENTION;
@@ -53,7 +53,8 @@ pub struct Wakeup {
     /// Requests a worker said it holds (an activation event), in case its report in
     /// Redis is not there yet.
     pub held_hint: u64,
-    /// Instances a worker reported failing: (id, consecutive failures, reason).
+    /// Instances a worker reported failing: (id, consecutive failures, reason), for the
+    /// log; the count that matters is the registry's.
     pub failed: Vec<(String, u32, String)>,
     /// Run the health sweep and reconcile first.
     pub sweep: bool,
@@ -428,21 +429,16 @@ async fn run_fresh(
         out.sweep = Some(crate::health::sweep(deps, spec, now).await?);
         out.reconcile = Some(crate::apply::reconcile(deps, spec, now).await?);
     }
+    // The worker counted the failures in the registry; `decide()`'s health step reads
+    // them there and applies the threshold. The event only wakes it.
     for (instance, failures, reason) in &wake.failed {
-        if *failures >= spec.policy.unhealthy_after_failures {
-            let t = deps
-                .store
-                .transition(
-                    d,
-                    instance,
-                    &[InstanceState::Booting, InstanceState::Ready],
-                    InstanceState::Unhealthy,
-                    now,
-                    None,
-                )
-                .await?;
-            tracing::warn!(deployment = d, instance, failures, reason, result = ?t, "worker reports instance failing");
-        }
+        tracing::warn!(
+            deployment = d,
+            instance,
+            failures,
+            reason,
+            "worker reports instance failing"
+        );
     }
     let depth = deps
         .queue

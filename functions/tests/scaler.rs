@@ -172,6 +172,8 @@ async fn an_amazon_mq_batch_handles_good_messages_and_reports_bad_ones() {
     let deps = deps(config(&one_pool(&d, "")), fake.clone(), depth(&d, 0)).await;
     let mut sick = record(&d, "i-sick", "a10g", InstanceState::Ready);
     sick.endpoint = Some("http://127.0.0.1:9".into());
+    // The worker counts each failure in the registry before it reports the third.
+    sick.failures = 3;
     deps.store.put_instance(&sick).await.unwrap();
 
     let event = amazon_mq(&[
