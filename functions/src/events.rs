@@ -2,7 +2,8 @@
 //! the `aws_lambda_events` types. One function can receive several kinds, so each
 //! handler's event is an enum told apart by the fields AWS documents (`source`,
 //! `detail-type`, `eventSource`). Anything else is a clear [`HandlerError::Malformed`]
-//! naming what was expected; nothing here panics on input.
+//! naming what was expected; nothing here panics on input. [`alarm`] reads what the
+//! scaler uses of an alarm (its deployment, its GPU utilisation datapoint).
 //!
 //! | handler | event | AWS shape |
 //! | --- | --- | --- |
@@ -299,4 +300,155 @@ pub fn decode_control(message: &RabbitMqMessage) -> Result<ControlEvent, Rejecti
 /// A string field of an Auto Scaling event's `detail`.
 pub fn detail_str<'a>(event: &'a AutoScalingEvent, key: &str) -> Option<&'a str> {
     event.detail.get(key).and_then(Value::as_str)
+}
+
+pub mod alarm {
+    //! CloudWatch alarms: which deployment an alarm speaks for, and the GPU
+    //! utilisation datapoint it may carry.
+
+    use aws_lambda_events::cloudwatch_alarms::{
+        CloudWatchAlarm, CloudWatchAlarmState, CloudWatchAlarmStateReasonData,
+        CloudWatchAlarmStateValue,
+    };
+    use serde_json::Value;
+
+    use super::AlarmStateChange;
+    use crate::{HandlerError, Result};
+
+    /// The parts of an alarm state change the scaler uses.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct AlarmChange {
+        pub name: String,
+        pub state: String,
+        pub metric: Option<String>,
+        /// `Deployment` dimension of the alarm's metric, if any.
+        pub dimension: Option<String>,
+        /// The latest datapoint, from the state's reason data, with the field it came
+        /// from (`detail.state.reasonData.recentDatapoints[2]`).
+        pub datapoint: Option<(String, f64)>,
+    }
+
+    fn state_name(s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>) -> String {
+        match s.as_ref().map(|s| &s.value) {
+            Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
+            Some(CloudWatchAlarmStateValue::InsufficientData) => "INSUFFICIENT_DATA",
+            Some(_) => "OK",
+            None => "unknown",
+        }
+        .to_string()
+    }
+
+    fn datapoint(
+        state_field: &str,
+        s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>,
+    ) -> Option<(String, f64)> {
+        let at = format!("{state_field}.reasonData");
+        match s.as_ref()?.reason_data.as_ref()? {
+            CloudWatchAlarmStateReasonData::Metric(m) => {
+                let recent = m.recent_datapoints.len().checked_sub(1).map(|i| {
+                    (
+                        format!("{at}.recentDatapoints[{i}]"),
+                        m.recent_datapoints[i],
+                    )
+                });
+                recent.or_else(|| {
+                    let v = m.evaluated_datapoints.first()?.value?;
+                    Some((format!("{at}.evaluatedDatapoints[0].value"), v))
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn metric_parts(configuration: &Value) -> (Option<String>, Option<String>) {
+        let metric = configuration
+            .get("metrics")
+            .and_then(Value::as_array)
+            .and_then(|m| m.first())
+            .and_then(|m| m.get("metricStat"))
+            .and_then(|s| s.get("metric"));
+        let name = metric
+            .and_then(|m| m.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        let dimension = metric
+            .and_then(|m| m.get("dimensions"))
+            .and_then(|d| d.get("Deployment").or_else(|| d.get("deployment")))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        (name, dimension)
+    }
+
+    impl AlarmChange {
+        pub fn from_eventbridge(e: &AlarmStateChange) -> Self {
+            let (metric, dimension) = metric_parts(&e.detail.configuration);
+            AlarmChange {
+                name: e.detail.alarm_name.clone(),
+                state: state_name(&e.detail.state),
+                metric,
+                dimension,
+                datapoint: datapoint("detail.state", &e.detail.state),
+            }
+        }
+
+        pub fn from_action(e: &CloudWatchAlarm) -> Self {
+            let (metric, dimension) = metric_parts(&e.alarm_data.configuration);
+            AlarmChange {
+                name: e.alarm_data.alarm_name.clone(),
+                state: state_name(&e.alarm_data.state),
+                metric,
+                dimension,
+                datapoint: datapoint("alarmData.state", &e.alarm_data.state),
+            }
+        }
+
+        /// The deployment this alarm speaks for: its metric's `Deployment` dimension,
+        /// else the longest deployment name the alarm name starts with (after an
+        /// optional `scale0-`), followed by the end or one of `-._:/`.
+        pub fn deployment<'a>(&self, names: impl Iterator<Item = &'a str>) -> Option<String> {
+            let names: Vec<&str> = names.collect();
+            if let Some(d) = &self.dimension
+                && names.contains(&d.as_str())
+            {
+                return Some(d.clone());
+            }
+            let rest = self.name.strip_prefix("scale0-").unwrap_or(&self.name);
+            names
+                .into_iter()
+                .filter(|n| {
+                    rest.strip_prefix(n).is_some_and(|tail| {
+                        tail.is_empty() || tail.starts_with(['-', '.', '_', ':', '/'])
+                    })
+                })
+                .max_by_key(|n| n.len())
+                .map(str::to_string)
+        }
+
+        /// A GPU utilisation metric's latest value as a share: a share in [0, 1] as
+        /// it is, a percentage in (1, 100] divided by 100. Anything else (−50, 1e308)
+        /// is a broken metric, refused naming the datapoint's field rather than
+        /// clamped into a value that would fire step rules.
+        pub fn gpu_utilization(&self) -> Result<Option<f64>> {
+            let Some(metric) = self.metric.as_deref().map(str::to_ascii_lowercase) else {
+                return Ok(None);
+            };
+            if !(metric.contains("gpu") && metric.contains("util")) {
+                return Ok(None);
+            }
+            let Some((field, v)) = &self.datapoint else {
+                return Ok(None);
+            };
+            match *v {
+                v if (0.0..=1.0).contains(&v) => Ok(Some(v)),
+                v if v > 1.0 && v <= 100.0 => Ok(Some(v / 100.0)),
+                v => Err(HandlerError::Malformed(format!(
+                    "{field}: GPU utilisation {} of alarm `{}` is neither a share in [0, 1] \
+                     nor a percentage in [0, 100]",
+                    // As JSON writes it: 1e308, not 309 digits.
+                    serde_json::Number::from_f64(v).map_or(v.to_string(), |n| n.to_string()),
+                    self.name
+                ))),
+            }
+        }
+    }
 }

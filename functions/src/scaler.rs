@@ -39,6 +39,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::apply::{ApplyReport, ReconcileReport};
+use crate::events::alarm::AlarmChange;
 use crate::events::{Rejection, ScalerEvent, Wake, decode_control};
 use crate::health::SweepReport;
 use crate::{Deps, HandlerError, Result};
@@ -193,7 +194,7 @@ pub struct DeploymentOutcome {
 /// Handle one scaler event.
 pub async fn scaler(event: ScalerEvent, deps: &Deps) -> Result<ScalerOutcome> {
     let now = deps.clock.now();
-    let (wakeups, rejected) = plan(event, deps, now).await?;
+    let (wakeups, rejected) = plan(event, deps).await?;
     if wakeups.is_empty() && !rejected.is_empty() {
         return Err(HandlerError::Malformed(format!(
             "no usable control event in the batch: {rejected}"
@@ -245,11 +246,7 @@ fn all(deps: &Deps, wake: Wakeup) -> BTreeMap<String, Wakeup> {
 }
 
 /// Which deployments to run, and why. Validates everything before any state changes.
-async fn plan(
-    event: ScalerEvent,
-    deps: &Deps,
-    now: DateTime<Utc>,
-) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
+async fn plan(event: ScalerEvent, deps: &Deps) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
     let eb_id = |id: &Option<String>| id.iter().map(|i| format!("eb:{i}")).collect::<Vec<_>>();
     Ok(match event {
         ScalerEvent::Tick(e) => {
@@ -262,17 +259,17 @@ async fn plan(
             (all(deps, wake), Rejections::default())
         }
         ScalerEvent::Alarm(e) => {
-            let alarm = crate::scaler::alarm::AlarmChange::from_eventbridge(&e);
-            alarm.wakeups(deps, eb_id(&e.id), now).await?
+            let alarm = AlarmChange::from_eventbridge(&e);
+            alarm_wakeups(&alarm, deps, eb_id(&e.id)).await?
         }
         ScalerEvent::AlarmAction(e) => {
-            let alarm = crate::scaler::alarm::AlarmChange::from_action(&e);
+            let alarm = AlarmChange::from_action(&e);
             let id = format!(
                 "alarm:{}:{}",
                 e.alarm_arn.as_deref().unwrap_or(&alarm.name),
                 e.time.timestamp_millis()
             );
-            alarm.wakeups(deps, vec![id], now).await?
+            alarm_wakeups(&alarm, deps, vec![id]).await?
         }
         ScalerEvent::Control(e) => {
             let mut events = Vec::new();
@@ -536,184 +533,29 @@ pub async fn decide_and_commit(
     Ok(None)
 }
 
-pub mod alarm {
-    //! CloudWatch alarms: which deployment an alarm speaks for, and the GPU
-    //! utilisation datapoint it may carry.
-
-    use std::collections::BTreeMap;
-
-    use aws_lambda_events::cloudwatch_alarms::{
-        CloudWatchAlarm, CloudWatchAlarmState, CloudWatchAlarmStateReasonData,
-        CloudWatchAlarmStateValue,
+/// Which deployments an alarm wakes, storing the GPU utilisation it carries.
+async fn alarm_wakeups(
+    alarm: &AlarmChange,
+    deps: &Deps,
+    ids: Vec<String>,
+) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
+    let wake = Wakeup {
+        triggers: vec![format!("alarm {} {}", alarm.name, alarm.state)],
+        event_ids: ids,
+        ..Default::default()
     };
-    use chrono::{DateTime, Utc};
-    use serde_json::Value;
-
-    use super::{Rejections, Wakeup, all};
-    use crate::events::AlarmStateChange;
-    use crate::{Deps, HandlerError, Result};
-
-    /// The parts of an alarm state change the scaler uses.
-    #[derive(Debug, Clone, PartialEq)]
-    pub struct AlarmChange {
-        pub name: String,
-        pub state: String,
-        pub metric: Option<String>,
-        /// `Deployment` dimension of the alarm's metric, if any.
-        pub dimension: Option<String>,
-        /// The latest datapoint, from the state's reason data, with the field it came
-        /// from (`detail.state.reasonData.recentDatapoints[2]`).
-        pub datapoint: Option<(String, f64)>,
+    // Refused before anything is stored or decided.
+    let utilization = alarm.gpu_utilization()?;
+    let names = deps.config.deployments.iter().map(|d| d.name.as_str());
+    let Some(d) = alarm.deployment(names) else {
+        // An alarm we cannot attribute wakes every deployment: harmless, as
+        // deciding again changes nothing that does not need changing.
+        return Ok((all(deps, wake), Rejections::default()));
+    };
+    if let Some(u) = utilization {
+        deps.store
+            .set_gpu_utilization(&d, u, deps.settings.metric_ttl)
+            .await?;
     }
-
-    fn state_name(s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>) -> String {
-        match s.as_ref().map(|s| &s.value) {
-            Some(CloudWatchAlarmStateValue::Alarm) => "ALARM",
-            Some(CloudWatchAlarmStateValue::InsufficientData) => "INSUFFICIENT_DATA",
-            Some(_) => "OK",
-            None => "unknown",
-        }
-        .to_string()
-    }
-
-    fn datapoint(
-        state_field: &str,
-        s: &Option<CloudWatchAlarmState<CloudWatchAlarmStateReasonData>>,
-    ) -> Option<(String, f64)> {
-        let at = format!("{state_field}.reasonData");
-        match s.as_ref()?.reason_data.as_ref()? {
-            CloudWatchAlarmStateReasonData::Metric(m) => {
-                let recent = m.recent_datapoints.len().checked_sub(1).map(|i| {
-                    (
-                        format!("{at}.recentDatapoints[{i}]"),
-                        m.recent_datapoints[i],
-                    )
-                });
-                recent.or_else(|| {
-                    let v = m.evaluated_datapoints.first()?.value?;
-                    Some((format!("{at}.evaluatedDatapoints[0].value"), v))
-                })
-            }
-            _ => None,
-        }
-    }
-
-    fn metric_parts(configuration: &Value) -> (Option<String>, Option<String>) {
-        let metric = configuration
-            .get("metrics")
-            .and_then(Value::as_array)
-            .and_then(|m| m.first())
-            .and_then(|m| m.get("metricStat"))
-            .and_then(|s| s.get("metric"));
-        let name = metric
-            .and_then(|m| m.get("name"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let dimension = metric
-            .and_then(|m| m.get("dimensions"))
-            .and_then(|d| d.get("Deployment").or_else(|| d.get("deployment")))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        (name, dimension)
-    }
-
-    impl AlarmChange {
-        pub fn from_eventbridge(e: &AlarmStateChange) -> Self {
-            let (metric, dimension) = metric_parts(&e.detail.configuration);
-            AlarmChange {
-                name: e.detail.alarm_name.clone(),
-                state: state_name(&e.detail.state),
-                metric,
-                dimension,
-                datapoint: datapoint("detail.state", &e.detail.state),
-            }
-        }
-
-        pub fn from_action(e: &CloudWatchAlarm) -> Self {
-            let (metric, dimension) = metric_parts(&e.alarm_data.configuration);
-            AlarmChange {
-                name: e.alarm_data.alarm_name.clone(),
-                state: state_name(&e.alarm_data.state),
-                metric,
-                dimension,
-                datapoint: datapoint("alarmData.state", &e.alarm_data.state),
-            }
-        }
-
-        /// The deployment this alarm speaks for: its metric's `Deployment` dimension,
-        /// else the longest deployment name the alarm name starts with (after an
-        /// optional `scale0-`), followed by the end or one of `-._:/`.
-        pub fn deployment<'a>(&self, names: impl Iterator<Item = &'a str>) -> Option<String> {
-            let names: Vec<&str> = names.collect();
-            if let Some(d) = &self.dimension
-                && names.contains(&d.as_str())
-            {
-                return Some(d.clone());
-            }
-            let rest = self.name.strip_prefix("scale0-").unwrap_or(&self.name);
-            names
-                .into_iter()
-                .filter(|n| {
-                    rest.strip_prefix(n).is_some_and(|tail| {
-                        tail.is_empty() || tail.starts_with(['-', '.', '_', ':', '/'])
-                    })
-                })
-                .max_by_key(|n| n.len())
-                .map(str::to_string)
-        }
-
-        /// A GPU utilisation metric's latest value as a share: a share in [0, 1] as
-        /// it is, a percentage in (1, 100] divided by 100. Anything else (−50, 1e308)
-        /// is a broken metric, refused naming the datapoint's field rather than
-        /// clamped into a value that would fire step rules.
-        pub fn gpu_utilization(&self) -> Result<Option<f64>> {
-            let Some(metric) = self.metric.as_deref().map(str::to_ascii_lowercase) else {
-                return Ok(None);
-            };
-            if !(metric.contains("gpu") && metric.contains("util")) {
-                return Ok(None);
-            }
-            let Some((field, v)) = &self.datapoint else {
-                return Ok(None);
-            };
-            match *v {
-                v if (0.0..=1.0).contains(&v) => Ok(Some(v)),
-                v if v > 1.0 && v <= 100.0 => Ok(Some(v / 100.0)),
-                v => Err(HandlerError::Malformed(format!(
-                    "{field}: GPU utilisation {} of alarm `{}` is neither a share in [0, 1] \
-                     nor a percentage in [0, 100]",
-                    // As JSON writes it: 1e308, not 309 digits.
-                    serde_json::Number::from_f64(v).map_or(v.to_string(), |n| n.to_string()),
-                    self.name
-                ))),
-            }
-        }
-
-        pub(super) async fn wakeups(
-            &self,
-            deps: &Deps,
-            ids: Vec<String>,
-            _now: DateTime<Utc>,
-        ) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
-            let wake = Wakeup {
-                triggers: vec![format!("alarm {} {}", self.name, self.state)],
-                event_ids: ids,
-                ..Default::default()
-            };
-            // Refused before anything is stored or decided.
-            let utilization = self.gpu_utilization()?;
-            let names = deps.config.deployments.iter().map(|d| d.name.as_str());
-            let Some(d) = self.deployment(names) else {
-                // An alarm we cannot attribute wakes every deployment: harmless, as
-                // deciding again changes nothing that does not need changing.
-                return Ok((all(deps, wake), Rejections::default()));
-            };
-            if let Some(u) = utilization {
-                deps.store
-                    .set_gpu_utilization(&d, u, deps.settings.metric_ttl)
-                    .await?;
-            }
-            Ok((BTreeMap::from([(d, wake)]), Rejections::default()))
-        }
-    }
+    Ok((BTreeMap::from([(d, wake)]), Rejections::default()))
 }
