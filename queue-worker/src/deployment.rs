@@ -223,7 +223,6 @@ impl Inst {
     }
 }
 
-/// Per-deployment context shared by the actor and its tasks.
 /// What a request that ran here measured: its samples for the scaler, and the tokens
 /// its answer reported.
 #[derive(Debug, Clone, Copy)]
@@ -233,6 +232,7 @@ pub struct Measured {
     pub tokens: Option<u64>,
 }
 
+/// Per-deployment context shared by the actor and its tasks.
 #[derive(Debug)]
 pub struct Ctx {
     pub shared: Arc<Shared>,
