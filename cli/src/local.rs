@@ -47,7 +47,7 @@ use scale0_functions::scaler::{DeploymentOutcome, scaler};
 use scale0_functions::scheduler::scheduler;
 use scale0_functions::{Deps, HandlerError, HandlerSettings};
 use scale0_state::{Store, redact_url};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// Default broker and Redis, overridden by `SCALE0_AMQP_URL` and `SCALE0_REDIS_URL`.
@@ -225,16 +225,25 @@ impl LocalStack {
         let worker_dir = provider.state_dir().join("workers");
         std::fs::create_dir_all(&worker_dir)
             .with_context(|| format!("create {}", worker_dir.display()))?;
+        let mut started = Vec::new();
         let supervisors = (0..options.workers)
             .map(|n| {
+                let (first_start, started_rx) = oneshot::channel();
+                started.push(started_rx);
                 tokio::spawn(supervise_worker(
                     n,
                     options.clone(),
                     worker_dir.clone(),
                     stopped.clone(),
+                    first_start,
                 ))
             })
             .collect();
+        // "Running" means every worker process has been started (its pid file written)
+        // or has failed to start and said so.
+        for s in started {
+            let _ = s.await;
+        }
         let mut triggers = vec![
             tokio::spawn(tick_loop(
                 deps.clone(),
@@ -660,7 +669,7 @@ async fn lead_time(store: &Store, spec: &scale0_core::config::Deployment) -> chr
 }
 
 /// A scheduler wake-up: when, which action, and the firing it is for.
-struct WakeUp {
+struct ScheduledWake {
     at: DateTime<Utc>,
     deployment: String,
     action: String,
@@ -669,8 +678,8 @@ struct WakeUp {
 
 /// The next instant something scheduled needs the scaler after `after`: a firing, or
 /// a firing one boot lead time ahead (when the floor starts rising).
-async fn next_wake(deps: &Deps, after: DateTime<Utc>) -> Option<WakeUp> {
-    let mut best: Option<WakeUp> = None;
+async fn next_wake(deps: &Deps, after: DateTime<Utc>) -> Option<ScheduledWake> {
+    let mut best: Option<ScheduledWake> = None;
     for d in &deps.config.deployments {
         if d.schedules.is_empty() {
             continue;
@@ -684,7 +693,7 @@ async fn next_wake(deps: &Deps, after: DateTime<Utc>) -> Option<WakeUp> {
             ];
             for (at, firing) in candidates.into_iter().flatten() {
                 if at > after && best.as_ref().is_none_or(|b| at < b.at) {
-                    best = Some(WakeUp {
+                    best = Some(ScheduledWake {
                         at,
                         deployment: d.name.clone(),
                         action: a.name.clone(),
@@ -744,7 +753,9 @@ async fn supervise_worker(
     options: LocalOptions,
     dir: PathBuf,
     mut stop: watch::Receiver<bool>,
+    first_start: oneshot::Sender<()>,
 ) {
+    let mut first_start = Some(first_start);
     let bin = sibling_binary("scale0-queue-worker");
     let report = options.report.clone();
     let pid_path = dir.join(format!("worker-{n}.pid"));
@@ -780,6 +791,9 @@ async fn supervise_worker(
             Ok(c) => c,
             Err(e) => {
                 report(&format!("cannot start worker {n} ({}): {e}", bin.display()));
+                if let Some(s) = first_start.take() {
+                    let _ = s.send(());
+                }
                 tokio::select! {
                     _ = stop.changed() => return,
                     _ = tokio::time::sleep(Duration::from_secs(5)) => continue,
@@ -788,6 +802,9 @@ async fn supervise_worker(
         };
         let pid = child.id().unwrap_or_default();
         let _ = std::fs::write(&pid_path, pid.to_string());
+        if let Some(s) = first_start.take() {
+            let _ = s.send(());
+        }
         let started = Instant::now();
         tokio::select! {
             status = child.wait() => {

@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use crate::events::{InstanceStateChangeEvent, LifecycleEvent, detail_str};
 use crate::provider::classify;
-use crate::scaler::{DeploymentOutcome, Wakeup, run_deployment};
+use crate::scaler::{DeploymentOutcome, DeploymentWake, run_deployment};
 use crate::{Deps, HandlerError, Result};
 
 /// What the lifecycle handler did.
@@ -358,7 +358,7 @@ async fn launch_failed(
         out.detail
             .push_str(&format!("; dropped placeholder {}", ph.id));
     }
-    let wake = Wakeup::of(format!("launch failed in pool {}", pool.name));
+    let wake = DeploymentWake::of(format!("launch failed in pool {}", pool.name));
     out.scaler = Some(run_deployment(deps, spec, wake, now).await?);
     Ok(out)
 }

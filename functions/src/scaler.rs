@@ -46,7 +46,7 @@ use crate::{Deps, HandlerError, Result};
 
 /// What woke the scaler for one deployment.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Wakeup {
+pub struct DeploymentWake {
     /// What woke it, each once, in the order they came (merged wake-ups keep all).
     pub triggers: Vec<String>,
     /// Ids to dedupe on; empty means always run.
@@ -61,12 +61,12 @@ pub struct Wakeup {
     pub sweep: bool,
 }
 
-impl Wakeup {
+impl DeploymentWake {
     /// One wake-up for one trigger.
     pub fn of(trigger: impl Into<String>) -> Self {
-        Wakeup {
+        DeploymentWake {
             triggers: vec![trigger.into()],
-            ..Wakeup::default()
+            ..DeploymentWake::default()
         }
     }
 
@@ -76,7 +76,7 @@ impl Wakeup {
         self.triggers.join(", ")
     }
 
-    fn merge(&mut self, other: Wakeup) {
+    fn merge(&mut self, other: DeploymentWake) {
         for t in other.triggers {
             if !t.is_empty() && !self.triggers.contains(&t) {
                 self.triggers.push(t);
@@ -237,7 +237,7 @@ pub async fn handle_json(event: Value, deps: &Deps) -> Result<ScalerOutcome> {
     scaler(ScalerEvent::from_value(event)?, deps).await
 }
 
-fn all(deps: &Deps, wake: Wakeup) -> BTreeMap<String, Wakeup> {
+fn all(deps: &Deps, wake: DeploymentWake) -> BTreeMap<String, DeploymentWake> {
     deps.config
         .deployments
         .iter()
@@ -246,11 +246,14 @@ fn all(deps: &Deps, wake: Wakeup) -> BTreeMap<String, Wakeup> {
 }
 
 /// Which deployments to run, and why. Validates everything before any state changes.
-async fn plan(event: ScalerEvent, deps: &Deps) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
+async fn plan(
+    event: ScalerEvent,
+    deps: &Deps,
+) -> Result<(BTreeMap<String, DeploymentWake>, Rejections)> {
     let eb_id = |id: &Option<String>| id.iter().map(|i| format!("eb:{i}")).collect::<Vec<_>>();
     Ok(match event {
         ScalerEvent::Tick(e) => {
-            let wake = Wakeup {
+            let wake = DeploymentWake {
                 triggers: vec!["tick".into()],
                 event_ids: eb_id(&e.id),
                 sweep: true,
@@ -304,8 +307,8 @@ async fn plan(event: ScalerEvent, deps: &Deps) -> Result<(BTreeMap<String, Wakeu
     })
 }
 
-fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
-    let wake = Wakeup {
+fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, DeploymentWake>, Rejections)> {
+    let wake = DeploymentWake {
         triggers: vec![w.trigger.clone()],
         event_ids: w.id.iter().map(|i| format!("wake:{i}")).collect(),
         sweep: w.sweep,
@@ -330,8 +333,8 @@ fn wake_wakeups(deps: &Deps, w: Wake) -> Result<(BTreeMap<String, Wakeup>, Rejec
 fn control_wakeups(
     deps: &Deps,
     events: Vec<ControlEvent>,
-) -> (BTreeMap<String, Wakeup>, Rejections) {
-    let mut out: BTreeMap<String, Wakeup> = BTreeMap::new();
+) -> (BTreeMap<String, DeploymentWake>, Rejections) {
+    let mut out: BTreeMap<String, DeploymentWake> = BTreeMap::new();
     let mut rejected = Rejections::default();
     for ev in events {
         if deps.config.deployment(&ev.deployment).is_none() {
@@ -344,7 +347,7 @@ fn control_wakeups(
             );
             continue;
         }
-        let mut wake = Wakeup {
+        let mut wake = DeploymentWake {
             triggers: vec![ev.kind_name().to_string()],
             event_ids: vec![format!("control:{}", ev.id)],
             ..Default::default()
@@ -377,7 +380,7 @@ fn control_wakeups(
 pub async fn run_deployment(
     deps: &Deps,
     spec: &Deployment,
-    wake: Wakeup,
+    wake: DeploymentWake,
     now: DateTime<Utc>,
 ) -> Result<DeploymentOutcome> {
     let d = spec.name.as_str();
@@ -413,7 +416,7 @@ pub async fn run_deployment(
 async fn run_fresh(
     deps: &Deps,
     spec: &Deployment,
-    wake: Wakeup,
+    wake: DeploymentWake,
     now: DateTime<Utc>,
 ) -> Result<DeploymentOutcome> {
     let d = spec.name.as_str();
@@ -487,7 +490,7 @@ async fn run_fresh(
 pub async fn decide_and_commit(
     deps: &Deps,
     spec: &Deployment,
-    wake: &Wakeup,
+    wake: &DeploymentWake,
     depth: u64,
     now: DateTime<Utc>,
 ) -> Result<Option<(Decision, u64)>> {
@@ -538,8 +541,8 @@ async fn alarm_wakeups(
     alarm: &AlarmChange,
     deps: &Deps,
     ids: Vec<String>,
-) -> Result<(BTreeMap<String, Wakeup>, Rejections)> {
-    let wake = Wakeup {
+) -> Result<(BTreeMap<String, DeploymentWake>, Rejections)> {
+    let wake = DeploymentWake {
         triggers: vec![format!("alarm {} {}", alarm.name, alarm.state)],
         event_ids: ids,
         ..Default::default()

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::events::ScheduleInvocation;
-use crate::scaler::{DeploymentOutcome, Wakeup, run_deployment};
+use crate::scaler::{DeploymentOutcome, DeploymentWake, run_deployment};
 use crate::{Deps, HandlerError, Result};
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,7 +34,7 @@ pub async fn scheduler(event: ScheduleInvocation, deps: &Deps) -> Result<Schedul
             name: format!("{}/{}", event.deployment, event.action),
         });
     }
-    let wake = Wakeup {
+    let wake = DeploymentWake {
         triggers: vec![format!("schedule {}", event.action)],
         event_ids: event
             .execution_id

@@ -28,7 +28,7 @@ use scale0_core::contract::InstanceState;
 
 use crate::events::{SpotEvent, SpotKind};
 use crate::lifecycle::LifecycleOutcome;
-use crate::scaler::{Wakeup, run_deployment};
+use crate::scaler::{DeploymentWake, run_deployment};
 use crate::{Deps, HandlerError, Result};
 
 pub async fn spot(e: SpotEvent, deps: &Deps) -> Result<LifecycleOutcome> {
@@ -110,7 +110,7 @@ pub async fn spot(e: SpotEvent, deps: &Deps) -> Result<LifecycleOutcome> {
         "{what} for {id} (pool {}, was {}): draining, replacement decided now",
         record.pool, record.state
     );
-    let wake = Wakeup::of(format!("{what} for {id}"));
+    let wake = DeploymentWake::of(format!("{what} for {id}"));
     out.scaler = Some(run_deployment(deps, spec, wake, now).await?);
     Ok(out)
 }

@@ -21,7 +21,7 @@
 //! - **Control events**: on an arrival the worker raises `activation` when no instance is
 //!   ready or booting, and `pressure` when demand exceeds the policy's threshold times
 //!   ready and booting slots, each at most once per its interval (the real worker's rate
-//!   limits: [`crate::policy::Wakes`]); the policy decides `activation_latency` later,
+//!   limits: [`crate::policy::WorkerEvents`]); the policy decides `activation_latency` later,
 //!   and at most one such call is pending at a time.
 //! - **Decisions**: every policy decides once at time 0, then on its period from the
 //!   scenario's tick phase on.
@@ -896,7 +896,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Returns true when the arrival should wake the policy.
-    fn arrive(&mut self, r: Request, policy_wakes: super::policy::Wakes) -> bool {
+    fn arrive(&mut self, r: Request, events: super::policy::WorkerEvents) -> bool {
         let scored = r.at >= self.p.warmup;
         self.requests += u64::from(scored);
         self.last_arrival = Some(self.now);
@@ -933,13 +933,13 @@ impl<'a> Engine<'a> {
         self.note();
         let now = self.now;
         let due = |last: Option<Micros>, interval: Micros| last.is_none_or(|t| now - t >= interval);
-        let activation = policy_wakes.activation.is_some_and(|interval| {
+        let activation = events.activation.is_some_and(|interval| {
             self.ready_count + self.booting_count == 0 && due(self.last_activation, interval)
         });
         if activation {
             self.last_activation = Some(now);
         }
-        let pressure = policy_wakes.pressure.is_some_and(|p| {
+        let pressure = events.pressure.is_some_and(|p| {
             capacity_slots > 0
                 && self.in_system() as f64 > p.threshold * capacity_slots as f64
                 && due(self.last_pressure, p.interval)
@@ -1112,7 +1112,7 @@ impl<'a> Engine<'a> {
         let mut requests = requests.peekable();
         let tick = policy.tick().max(1);
         self.obs.cost.decision_interval = Duration::from_micros(tick as u64);
-        let wakes = policy.wakes();
+        let worker_events = policy.worker_events();
         let delay = self.delay;
         let skip = if self.p.skip_idle_ticks {
             policy.idle_skip()
@@ -1185,7 +1185,7 @@ impl<'a> Engine<'a> {
             } else if t_arrival == t_next {
                 let r = requests.next().expect("peeked");
                 self.advance(r.at);
-                if self.arrive(r, wakes) && pending_wake.is_none() {
+                if self.arrive(r, worker_events) && pending_wake.is_none() {
                     pending_wake = Some(self.now + self.p.activation_latency);
                 }
             } else {

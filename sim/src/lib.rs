@@ -49,7 +49,7 @@ pub use bounds::Bounds;
 pub use engine::EngineParams;
 pub use frontier::{Frontier, Point};
 pub use metrics::{PolicyReport, PoolUsage, Series};
-pub use policy::{Autoscaler, Family, PolicyKind, Signals, Wakes};
+pub use policy::{Autoscaler, Family, PolicyKind, Signals, WorkerEvents};
 pub use report::ScenarioReport;
 pub use scenario::Scenario;
 pub use spend::BudgetUse;

@@ -11,7 +11,7 @@
 //!
 //! When a policy is called is part of the policy: every [`Autoscaler::tick`], plus,
 //! after the scenario's activation latency, on the worker's control events it listens
-//! to ([`Wakes`]).
+//! to ([`WorkerEvents`]).
 
 use std::cmp::Reverse;
 use std::fmt;
@@ -53,7 +53,7 @@ pub struct Signals<'a> {
 
 /// Worker control events a policy reacts to, and how often its platform sends them.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Wakes {
+pub struct WorkerEvents {
     /// A request arrived and no instance is ready or booting: wake the policy, at most
     /// once per this interval (`None`: never).
     pub activation: Option<Micros>,
@@ -69,9 +69,9 @@ pub struct Pressure {
     pub interval: Micros,
 }
 
-impl Wakes {
+impl WorkerEvents {
     /// A policy that only runs on its own period.
-    pub const NONE: Wakes = Wakes {
+    pub const NONE: WorkerEvents = WorkerEvents {
         activation: None,
         pressure: None,
     };
@@ -79,7 +79,7 @@ impl Wakes {
     /// A platform that places requests itself: it sees each one at once, and starts an
     /// instance for a request no instance can take (FaaS scale-out, the Knative
     /// activator).
-    pub const PER_REQUEST: Wakes = Wakes {
+    pub const PER_REQUEST: WorkerEvents = WorkerEvents {
         activation: Some(0),
         pressure: Some(Pressure {
             threshold: 1.0,
@@ -104,7 +104,7 @@ pub trait Autoscaler {
     fn name(&self) -> String;
     /// Period of the policy's own decisions, µs.
     fn tick(&self) -> Micros;
-    fn wakes(&self) -> Wakes;
+    fn worker_events(&self) -> WorkerEvents;
     fn dispatch(&self) -> Dispatch {
         Dispatch::LeastOutstanding
     }
@@ -347,7 +347,7 @@ pub struct Scale0 {
     spec: Deployment,
     memory: PolicyMemory,
     tick: Micros,
-    wakes: Wakes,
+    worker_events: WorkerEvents,
     label: String,
 }
 
@@ -363,7 +363,7 @@ impl Scale0 {
     ) -> Scale0 {
         // The worker publishes `activation` at zero and `pressure` when demand exceeds
         // capacity by the burst threshold (DESIGN.md, "Control events").
-        let wakes = Wakes {
+        let worker_events = WorkerEvents {
             activation: Some(activation_interval),
             pressure: Some(Pressure {
                 threshold: spec.policy.panic_threshold,
@@ -374,7 +374,7 @@ impl Scale0 {
             spec: spec.clone(),
             memory: PolicyMemory::default(),
             tick,
-            wakes,
+            worker_events,
             label,
         }
     }
@@ -416,8 +416,8 @@ impl Autoscaler for Scale0 {
         self.tick
     }
 
-    fn wakes(&self) -> Wakes {
-        self.wakes
+    fn worker_events(&self) -> WorkerEvents {
+        self.worker_events
     }
 
     fn idle_skip(&self) -> Option<IdleSkip> {

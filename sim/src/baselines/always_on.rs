@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Ctx, grid};
-use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
+use crate::policy::{Autoscaler, Signals, WorkerEvents, resize, secs};
 use crate::trace::Micros;
 use scale0_core::policy::{Decision, Observation};
 
@@ -71,8 +71,8 @@ impl Autoscaler for AlwaysOn {
         secs(60.0)
     }
 
-    fn wakes(&self) -> Wakes {
-        Wakes::NONE
+    fn worker_events(&self) -> WorkerEvents {
+        WorkerEvents::NONE
     }
 
     fn decide(&mut self, now: DateTime<Utc>, obs: &Observation, _signals: &Signals) -> Decision {

@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 
 use super::{Ctx, durations, grid};
-use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
+use crate::policy::{Autoscaler, Signals, WorkerEvents, resize, secs};
 use crate::trace::{MICROS_PER_SEC, Micros};
 use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
@@ -117,8 +117,8 @@ impl Autoscaler for AwsTargetTracking {
         self.period
     }
 
-    fn wakes(&self) -> Wakes {
-        Wakes::NONE
+    fn worker_events(&self) -> WorkerEvents {
+        WorkerEvents::NONE
     }
 
     fn decide(&mut self, now: DateTime<Utc>, obs: &Observation, signals: &Signals) -> Decision {

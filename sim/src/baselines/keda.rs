@@ -38,7 +38,7 @@ use std::collections::VecDeque;
 use serde::Deserialize;
 
 use super::{Ctx, durations, grid};
-use crate::policy::{Autoscaler, Signals, Wakes, resize};
+use crate::policy::{Autoscaler, Signals, WorkerEvents, resize};
 use crate::trace::Micros;
 use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
@@ -183,8 +183,8 @@ impl Autoscaler for Keda {
         gcd(self.sync, self.polling)
     }
 
-    fn wakes(&self) -> Wakes {
-        Wakes::NONE
+    fn worker_events(&self) -> WorkerEvents {
+        WorkerEvents::NONE
     }
 
     fn extra_metric_delay(&self) -> Micros {

@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{Ctx, durations, grid};
-use crate::policy::{Autoscaler, Dispatch, Signals, Wakes, explicit, secs};
+use crate::policy::{Autoscaler, Dispatch, Signals, WorkerEvents, explicit, secs};
 use crate::trace::Micros;
 use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
@@ -77,8 +77,8 @@ impl Autoscaler for KeepAlive {
         secs(1.0)
     }
 
-    fn wakes(&self) -> Wakes {
-        Wakes::PER_REQUEST
+    fn worker_events(&self) -> WorkerEvents {
+        WorkerEvents::PER_REQUEST
     }
 
     fn dispatch(&self) -> Dispatch {

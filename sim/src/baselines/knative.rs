@@ -45,7 +45,7 @@ use serde::Deserialize;
 use std::collections::VecDeque;
 
 use super::{Ctx, WindowMax, durations, grid};
-use crate::policy::{Autoscaler, Signals, Wakes, resize, secs};
+use crate::policy::{Autoscaler, Signals, WorkerEvents, resize, secs};
 use crate::trace::{MICROS_PER_SEC, Micros};
 use scale0_core::duration::HumanDuration;
 use scale0_core::policy::{Decision, Observation};
@@ -178,8 +178,8 @@ impl Autoscaler for Knative {
         secs(2.0)
     }
 
-    fn wakes(&self) -> Wakes {
-        Wakes {
+    fn worker_events(&self) -> WorkerEvents {
+        WorkerEvents {
             activation: Some(0),
             pressure: None,
         }
