@@ -13,7 +13,8 @@
 //! publishes with confirms and republishes what the broker did not confirm after a
 //! reconnect, and it acks a reply only after recording it. So every request is
 //! accounted for: the first reply is its terminal outcome, any further reply is
-//! counted as a duplicate, and a request with no reply by the end is missing.
+//! counted as a duplicate (not a redelivery of a reply already recorded, whose ack was
+//! lost with the connection), and a request with no reply by the end is missing.
 //!
 //! While it runs it samples the stack from Redis every 500 ms (held, in flight,
 //! instances by state) for the timeline plot.

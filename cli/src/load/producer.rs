@@ -29,6 +29,8 @@ struct Tracking {
     confirmed: bool,
     first: Option<Reply>,
     extra: u64,
+    /// Redeliveries of a reply already recorded (its ack was lost with the connection).
+    redelivered: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -149,6 +151,7 @@ fn summarize(
     let mut queue = Vec::new();
     for t in &g.requests {
         report.duplicates += t.extra;
+        report.redelivered += t.redelivered;
         match &t.first {
             None => report.missing += 1,
             Some(r) => {
@@ -230,7 +233,14 @@ impl Session {
                     let answered_before = g.answered;
                     if let Some(t) = g.requests.get_mut(i) {
                         if t.first.is_some() {
-                            t.extra += 1;
+                            // A reply recorded whose ack was lost with the connection
+                            // comes back redelivered: the same message, not a second
+                            // reply.
+                            if d.redelivered {
+                                t.redelivered += 1;
+                            } else {
+                                t.extra += 1;
+                            }
                         } else {
                             let sent = t.sent_at.unwrap_or(start);
                             let h = ReplyHeaders::read(&d.properties);

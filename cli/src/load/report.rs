@@ -20,6 +20,9 @@ pub struct LoadReport {
     pub reasons: BTreeMap<String, u64>,
     /// Replies beyond the first for the same request.
     pub duplicates: u64,
+    /// Replies the broker delivered again after the producer recorded them, because
+    /// their ack was lost with a connection: the same message, not a second reply.
+    pub redelivered: u64,
     /// Requests with no reply at all.
     pub missing: u64,
     /// First replies marked `x-scale0-cold-start: true`.
@@ -74,14 +77,15 @@ impl LoadReport {
     /// The human summary.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{} requests to {} in {:.1} s: {} answered, {} missing, {} duplicate replies, {} reconnects\n",
+            "{} requests to {} in {:.1} s: {} answered, {} missing, {} duplicate replies, {} reconnects ({} replies redelivered)\n",
             self.sent,
             self.deployment,
             self.wall_s,
             self.answered(),
             self.missing,
             self.duplicates,
-            self.reconnects
+            self.reconnects,
+            self.redelivered
         );
         out.push_str("  status      count\n");
         for (status, n) in &self.by_status {
