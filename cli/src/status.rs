@@ -210,10 +210,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             names.sort();
         }
         let now = Utc::now();
-        let mut all = Vec::new();
-        for name in &names {
-            all.push(gather(&store, name, now).await?);
-        }
+        let all = gather(&store, &names, now).await?;
         if args.json {
             println!("{}", serde_json::to_string_pretty(&all)?);
         } else if all.is_empty() {

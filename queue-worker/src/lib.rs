@@ -461,16 +461,15 @@ async fn metrics_handler(
 ) -> impl axum::response::IntoResponse {
     let shared = &state.shared;
     let now = chrono::Utc::now();
-    let mut standing = Vec::new();
-    for d in shared.metrics.deployment_names() {
-        let read = scale0_state::status::gather(&shared.store, &d, now);
-        match tokio::time::timeout(STANDING_TIMEOUT, read).await {
-            Ok(Ok(s)) => standing.push(s),
-            _ => {
-                shared.metrics.redis_errors.inc();
-            }
+    let names = shared.metrics.deployment_names();
+    let read = scale0_state::status::gather(&shared.store, &names, now);
+    let standing = match tokio::time::timeout(STANDING_TIMEOUT, read).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            shared.metrics.redis_errors.inc();
+            Vec::new()
         }
-    }
+    };
     (
         [(
             axum::http::header::CONTENT_TYPE,

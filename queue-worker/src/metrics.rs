@@ -7,7 +7,7 @@
 //!   on the request path ([`DeploymentMetrics`]);
 //! - the deployment's cost standing as Redis holds it (spend, requests and tokens over
 //!   24 h, budgets, quota use, Spot interruptions), read at each scrape
-//!   ([`encode_standing`] of what `scale0_state::status::gather` returns). Every worker
+//!   ([`Metrics::encode`] of what `scale0_state::status::gather` returns). Every worker
 //!   exports the same standing: aggregate it with `max by (deployment)`, not `sum`.
 
 use std::collections::BTreeMap;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use scale0_core::contract::InstanceState;
-use scale0_core::cost::budget::{BudgetStatus, forecast_usd};
+use scale0_core::cost::budget::{BudgetStatus, PeerCommitment, forecast_usd};
 use scale0_core::policy::{Cap, Forecast};
 use serde::Serialize;
 
@@ -113,11 +113,28 @@ pub struct BudgetView {
     pub aws_report: Option<BudgetReport>,
 }
 
-/// Everything Redis holds about `deployment` at `now`, read in one pass.
+/// Everything Redis holds about each of `deployments` at `now`. What all deployments
+/// share (the quota commitments, the AWS Budgets reports) is read once.
 pub async fn gather(
+    store: &Store,
+    deployments: &[String],
+    now: DateTime<Utc>,
+) -> Result<Vec<DeploymentStatus>> {
+    let commitments = store.commitments().await?;
+    let reports = store.budget_reports().await?;
+    let mut out = Vec::with_capacity(deployments.len());
+    for d in deployments {
+        out.push(gather_one(store, d, now, &commitments, &reports).await?);
+    }
+    Ok(out)
+}
+
+async fn gather_one(
     store: &Store,
     deployment: &str,
     now: DateTime<Utc>,
+    commitments: &BTreeMap<String, PeerCommitment>,
+    reports: &BTreeMap<String, BudgetReport>,
 ) -> Result<DeploymentStatus> {
     let snapshot = store.load_policy(deployment).await?;
     let desired = store.desired(deployment).await?;
@@ -161,7 +178,6 @@ pub async fn gather(
     for (name, p) in pools.iter_mut() {
         p.interruptions_24h = store.interruptions_since(deployment, name, day_ago).await?;
     }
-    let commitments = store.commitments().await?;
     let quotas = commitments
         .get(deployment)
         .map(|own| {
@@ -192,7 +208,6 @@ pub async fn gather(
             .sum(),
         store.tokens(deployment, day_ago, now).await?,
     );
-    let mut reports = store.budget_reports().await?;
     let budgets = last
         .as_ref()
         .map(|l| {
@@ -201,7 +216,7 @@ pub async fn gather(
                 .iter()
                 .map(|b| BudgetView {
                     forecast_usd: forecast_usd(b, now),
-                    aws_report: reports.remove(&b.budget),
+                    aws_report: reports.get(&b.budget).cloned(),
                     status: b.clone(),
                 })
                 .collect()
