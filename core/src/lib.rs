@@ -23,6 +23,8 @@
 //! - [`contract`]: the types every side of the wire shares.
 //! - [`admission`]: the queue worker's shedding rules and wait estimate.
 //! - [`percentile`]: the nearest-rank rule every reported percentile uses.
+//! - [`worker`]: the queue worker's rules for one deployment (holding, admission,
+//!   dispatch, expiry, coalescing, draining) as a state machine without I/O.
 
 pub mod admission;
 pub mod backoff;
@@ -35,3 +37,4 @@ pub mod percentile;
 pub mod policy;
 pub mod rng;
 pub mod schedule;
+pub mod worker;

@@ -11,9 +11,9 @@
 //! ```text
 //!            ┌────────────── supervisor (connection, topology, reconnect) ─────────┐
 //!  RabbitMQ ─┤ consume ──▶ deployment actor ──▶ attempt task ──HTTP──▶ instance     │
-//!            │  (parse,      (held queue,        (lease, POST,                      │
-//!            │   dead-letter) shedding,           retry) ──▶ finish task ──▶ reply  │
-//!            │                activation)                    (confirm, ack, done)   │
+//!            │  (parse,      (shell around        (lease, POST,                     │
+//!            │   dead-letter) core::worker's       retry) ──▶ finish task ──▶ reply │
+//!            │                rules)                         (confirm, ack, done)   │
 //!            └──── watcher (registry, probes) · reporter (Redis counters) ─────────┘
 //! ```
 //!
@@ -23,9 +23,9 @@
 //! - [`consume`]: consumers; reading deliveries; dead letters for bad input.
 //! - [`commit`]: replies and acks committed together, one transaction per batch.
 //! - [`request`]: a delivery → [`request::Request`] (deadline, priority) or why not.
-//! - [`held`]: the held queue in dispatch and deadline order.
 //! - [`instance_client`]: HTTP to instances (dispatch and readiness probes).
-//! - [`deployment`]: the per-deployment actor and its dispatch and reply tasks.
+//! - [`deployment`]: the per-deployment actor (the shell that performs what
+//!   `scale0_core::worker::Machine` decides) and its dispatch and reply tasks.
 //! - [`watcher`]: registry reads, readiness probes, periodic reports to Redis.
 //! - [`reply`]: reply and dead-letter properties.
 //! - [`metrics`]: `/metrics` in the OpenMetrics text format (`prometheus-client`), with
@@ -38,7 +38,6 @@ pub mod broker;
 pub mod commit;
 pub mod consume;
 pub mod deployment;
-pub mod held;
 pub mod instance_client;
 pub mod metrics;
 pub mod reply;

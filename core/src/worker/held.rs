@@ -7,8 +7,9 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 
-use scale0_core::contract::MAX_PRIORITY;
-use tokio::time::Instant;
+use chrono::{DateTime, Utc};
+
+use crate::contract::MAX_PRIORITY;
 
 /// Position in dispatch order: priority (higher first), then arrival sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,11 +29,15 @@ impl Key {
     pub fn priority(&self) -> u8 {
         self.priority.0
     }
+
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
 }
 
 #[derive(Debug)]
 struct Entry<T> {
-    deadline: Instant,
+    deadline: DateTime<Utc>,
     item: T,
 }
 
@@ -40,7 +45,7 @@ struct Entry<T> {
 #[derive(Debug)]
 pub struct HeldQueue<T> {
     order: BTreeMap<Key, Entry<T>>,
-    deadlines: BTreeSet<(Instant, Key)>,
+    deadlines: BTreeSet<(DateTime<Utc>, Key)>,
     per_priority: [usize; MAX_PRIORITY as usize + 1],
 }
 
@@ -63,7 +68,7 @@ impl<T> HeldQueue<T> {
         self.order.is_empty()
     }
 
-    pub fn insert(&mut self, key: Key, deadline: Instant, item: T) {
+    pub fn insert(&mut self, key: Key, deadline: DateTime<Utc>, item: T) {
         if let Some(old) = self.order.insert(key, Entry { deadline, item }) {
             self.deadlines.remove(&(old.deadline, key));
         } else {
@@ -85,6 +90,10 @@ impl<T> HeldQueue<T> {
         self.deadlines.remove(&(entry.deadline, key));
         self.per_priority[key.priority() as usize] -= 1;
         Some(entry.item)
+    }
+
+    pub fn get_mut(&mut self, key: Key) -> Option<&mut T> {
+        self.order.get_mut(&key).map(|e| &mut e.item)
     }
 
     /// The next to dispatch, without taking it.
@@ -109,12 +118,12 @@ impl<T> HeldQueue<T> {
     }
 
     /// The earliest deadline held.
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.deadlines.iter().next().map(|(d, _)| *d)
     }
 
     /// Take every item whose deadline is at or before `now`, earliest first.
-    pub fn pop_expired(&mut self, now: Instant) -> Vec<(Key, T)> {
+    pub fn pop_expired(&mut self, now: DateTime<Utc>) -> Vec<(Key, T)> {
         let mut out = Vec::new();
         while let Some(&(deadline, key)) = self.deadlines.iter().next() {
             if deadline > now {
@@ -128,7 +137,7 @@ impl<T> HeldQueue<T> {
     }
 
     /// Items in dispatch order with their deadlines.
-    pub fn iter(&self) -> impl Iterator<Item = (Key, Instant, &T)> {
+    pub fn iter(&self) -> impl Iterator<Item = (Key, DateTime<Utc>, &T)> {
         self.order.iter().map(|(k, e)| (*k, e.deadline, &e.item))
     }
 
@@ -149,15 +158,15 @@ impl<T> HeldQueue<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use chrono::TimeDelta;
 
     #[test]
     fn dispatch_and_shed_orders() {
-        let t0 = Instant::now();
+        let t0 = DateTime::UNIX_EPOCH;
         let mut q = HeldQueue::default();
         // (priority, seq): the arrival order.
         for (p, seq) in [(0, 1), (5, 2), (5, 3), (9, 4), (0, 5)] {
-            q.insert(Key::new(p, seq), t0 + Duration::from_secs(60), seq);
+            q.insert(Key::new(p, seq), t0 + TimeDelta::seconds(60), seq);
         }
         assert_eq!(q.ahead_of_new(5), 3);
         assert_eq!(q.ahead_of_new(0), 5);
@@ -174,24 +183,24 @@ mod tests {
 
     #[test]
     fn deadlines_come_out_in_time_order() {
-        let t0 = Instant::now();
+        let t0 = DateTime::UNIX_EPOCH;
         let mut q = HeldQueue::default();
-        q.insert(Key::new(9, 1), t0 + Duration::from_secs(3), "late");
-        q.insert(Key::new(0, 2), t0 + Duration::from_secs(1), "early");
-        q.insert(Key::new(5, 3), t0 + Duration::from_secs(2), "middle");
-        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_secs(1)));
+        q.insert(Key::new(9, 1), t0 + TimeDelta::seconds(3), "late");
+        q.insert(Key::new(0, 2), t0 + TimeDelta::seconds(1), "early");
+        q.insert(Key::new(5, 3), t0 + TimeDelta::seconds(2), "middle");
+        assert_eq!(q.next_deadline(), Some(t0 + TimeDelta::seconds(1)));
         let gone: Vec<_> = q
-            .pop_expired(t0 + Duration::from_secs(2))
+            .pop_expired(t0 + TimeDelta::seconds(2))
             .into_iter()
             .map(|x| x.1)
             .collect();
         assert_eq!(gone, ["early", "middle"]);
-        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_secs(3)));
+        assert_eq!(q.next_deadline(), Some(t0 + TimeDelta::seconds(3)));
         // Re-inserting a key replaces its deadline.
-        q.insert(Key::new(9, 1), t0 + Duration::from_secs(9), "later");
+        q.insert(Key::new(9, 1), t0 + TimeDelta::seconds(9), "later");
         assert_eq!(q.len(), 1);
-        assert_eq!(q.next_deadline(), Some(t0 + Duration::from_secs(9)));
-        assert!(q.pop_expired(t0 + Duration::from_secs(5)).is_empty());
+        assert_eq!(q.next_deadline(), Some(t0 + TimeDelta::seconds(9)));
+        assert!(q.pop_expired(t0 + TimeDelta::seconds(5)).is_empty());
         let taken = q.drain_where(|s| *s == "later");
         assert_eq!(taken.len(), 1);
         assert!(q.is_empty() && q.next_deadline().is_none());
