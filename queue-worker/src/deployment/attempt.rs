@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::finish::{Source, finish, settle};
 use super::job::{claim, request_ref};
-use super::{Ctx, Job, Measured, Msg, Outcome, remaining};
+use super::{Ctx, Freed, Job, Measured, Msg, Outcome, remaining};
 use crate::instance_client::{Answer, CallError};
 use crate::reply::Reply;
 
@@ -63,10 +63,10 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
             answered,
         }) => {
             // No slot was taken.
-            ctx.send(Msg::Released {
+            ctx.send(Msg::Released(Freed {
                 instance: target.id,
                 outcome: Outcome::Neutral,
-            });
+            }));
             job.payload.note_answered(&addresses, &answered);
             settle_elsewhere(ctx, job, standing).await;
             return;
@@ -198,7 +198,11 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         }
         // Free the slot before the retry looks for one.
         let ctx2 = ctx.clone();
-        tokio::spawn(async move { release(&ctx2, Some(lease), None).await });
+        tokio::spawn(async move {
+            if let Some(freed) = release(&ctx2, Some(lease), None).await {
+                ctx2.send(Msg::Released(freed));
+            }
+        });
         ctx.send(Msg::Retry(Box::new(job)));
         return;
     }
@@ -273,11 +277,16 @@ pub(super) struct Lease {
     outcome: Outcome,
 }
 
-/// Release a lease and/or write a done marker in one round trip, then tell the actor
-/// the slot is free (only now, so its next acquire is not refused by our own lease).
-pub(super) async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<Ending<'_>>) {
+/// Release a lease and/or write a done marker in one round trip. Returns the slot
+/// freed, for the actor to hear of only now (so its next acquire is not refused by
+/// our own lease).
+pub(super) async fn release(
+    ctx: &Arc<Ctx>,
+    lease: Option<Lease>,
+    done: Option<Ending<'_>>,
+) -> Option<Freed> {
     if lease.is_none() && done.is_none() {
-        return;
+        return None;
     }
     let d = ctx.spec.name.as_str();
     let lease_ref = lease
@@ -292,12 +301,10 @@ pub(super) async fn release(ctx: &Arc<Ctx>, lease: Option<Lease>, done: Option<E
             tokio::spawn(drop_lease(ctx.clone(), l.instance.clone(), l.token.clone()));
         }
     }
-    if let Some(l) = lease {
-        ctx.send(Msg::Released {
-            instance: l.instance,
-            outcome: l.outcome,
-        });
-    }
+    lease.map(|l| Freed {
+        instance: l.instance,
+        outcome: l.outcome,
+    })
 }
 
 /// Retry dropping a lease for about as long as it would take to lapse by itself.

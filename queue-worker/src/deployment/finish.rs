@@ -59,7 +59,9 @@ pub(super) async fn finish(
                         }
                         Standing::Answered => reply = None,
                         Standing::ClaimedElsewhere => {
-                            release(&ctx, lease, None).await;
+                            if let Some(freed) = release(&ctx, lease, None).await {
+                                ctx.send(Msg::Released(freed));
+                            }
                             ctx.send(Msg::Park(Box::new(job)));
                             return;
                         }
@@ -86,9 +88,11 @@ pub(super) async fn settle(
 ) {
     let d = ctx.spec.name.as_str();
     let message_id = job.message_id.as_deref();
-    let finished = |ctx: &Ctx, sample| {
+    // One message to the actor when the request ends: its slot and its samples.
+    let finished = |ctx: &Ctx, freed, sample| {
         ctx.send(Msg::Finished {
             seq: job.seq,
+            freed,
             sample,
         })
     };
@@ -103,8 +107,8 @@ pub(super) async fn settle(
             deployment = d,
             "reply withheld: the request was requeued with its connection"
         );
-        release(&ctx, lease, None).await;
-        finished(&ctx, None);
+        let freed = release(&ctx, lease, None).await;
+        finished(&ctx, freed, None);
         return;
     }
     // Later copies start a job of their own (and find the kept reply).
@@ -210,12 +214,12 @@ pub(super) async fn settle(
                 + ctx.shared.settings.done_ttl_after_deadline,
         }
     });
-    release(&ctx, lease, ending).await;
+    let freed = release(&ctx, lease, ending).await;
     // Every delivery but the one that ran here is a copy that did not run.
     let ran_here = reply.is_some() && source != Source::Kept;
     let copies = (0..handles.len())
         .filter(|i| (*i > 0 || !ran_here) && !unanswerable.contains(i))
         .count();
     ctx.metrics.duplicates.inc_by(copies as u64);
-    finished(&ctx, sample);
+    finished(&ctx, freed, sample);
 }

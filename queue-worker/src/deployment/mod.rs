@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! consumer ──Arrival──▶ actor ⇄ Machine ──Dispatch──▶ attempt: lease (Redis) → POST → release
-//! watcher ──Snapshot──▶   │                             │ Busy / Retry / Released / Park
+//! watcher ──Snapshot──▶   │                             │ Busy / Retry / Park / Finished
 //!                         │◀────────────────────────────┘
 //!                         └──Expire/Shed──▶ finish: reply (confirmed) → ack → done marker
 //! ```
@@ -67,19 +67,19 @@ pub enum Msg {
         instance: String,
         redis_error: bool,
     },
-    /// An HTTP attempt ended and its lease is released.
-    Released {
-        instance: String,
-        outcome: Outcome,
-    },
+    /// An HTTP attempt ended and its lease is released; the job goes on (a retry, or
+    /// parked).
+    Released(Freed),
     /// Try the job again elsewhere.
     Retry(Box<Job>),
     /// Another job (of this or another worker) runs this request: look again in a
     /// moment, for its reply or for its claim to lapse.
     Park(Box<Job>),
-    /// A job's reply is confirmed and acked (or given up).
+    /// A job's reply is confirmed and acked (or given up), and the slot its last
+    /// attempt held is released: the one message of a request's end.
     Finished {
         seq: u64,
+        freed: Option<Freed>,
         sample: Option<Measured>,
     },
     /// The connection of this epoch is gone; its deliveries are requeued by the broker.
@@ -161,6 +161,13 @@ impl Ctx {
             })
             .ok()
     }
+}
+
+/// A slot lease released, and what its attempt taught about the instance.
+#[derive(Debug)]
+pub struct Freed {
+    pub instance: String,
+    pub outcome: Outcome,
 }
 
 /// Where an instance's requests go, parsed once per endpoint (not per request).
@@ -267,10 +274,13 @@ impl Actor {
             } => self
                 .machine
                 .lease_refused(now, *job, &instance, redis_error),
-            Msg::Released { instance, outcome } => self.machine.released(&instance, outcome),
+            Msg::Released(freed) => self.machine.released(&freed.instance, freed.outcome),
             Msg::Retry(job) => self.machine.retry(now, *job),
             Msg::Park(job) => self.machine.park(now, *job),
-            Msg::Finished { seq, sample } => {
+            Msg::Finished { seq, freed, sample } => {
+                if let Some(freed) = freed {
+                    self.machine.released(&freed.instance, freed.outcome);
+                }
                 self.machine.finished(seq);
                 self.deliveries.remove(&seq);
                 if let Some(m) = sample {
