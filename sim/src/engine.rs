@@ -68,24 +68,24 @@
 //! inputs: same scenario and seed, same numbers, bit for bit.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::metrics::{PolicyReport, PoolUsage, Series, Waits};
-use crate::policy::{Autoscaler, Dispatch, Signals};
+use crate::policy::{Autoscaler, Signals};
 use crate::rng::{Rng, Stream};
 use crate::spend::{self, Billed};
 use crate::trace::{MICROS_PER_SEC, Micros};
 use crate::workload::Request;
-use scale0_core::admission;
 use scale0_core::config::{Budget, CapacityType, Deployment, Metric, Quota};
 use scale0_core::contract::{InstanceRecord, InstanceState};
 use scale0_core::cost::quota::QuotaObservation;
 use scale0_core::cost::spot::PoolInterruptions;
 use scale0_core::policy::history::BIN_SECS as ARRIVAL_BIN_SECS;
-use scale0_core::policy::{Decision, Observation, ObservedInstance};
+use scale0_core::policy::{Cap, Decision, Observation, ObservedInstance};
+use scale0_core::worker::{self, Arrival, Effect, Machine, Outcome, Rules};
 
 /// Knobs of one run.
 #[derive(Debug, Clone)]
@@ -155,11 +155,11 @@ struct Inst {
     warned: bool,
 }
 
+/// A request as the worker's machine carries it.
 #[derive(Debug, Clone, Copy)]
 struct Waiting {
     at: Micros,
     service: Micros,
-    deadline: Micros,
     scored: bool,
 }
 
@@ -170,6 +170,12 @@ const EV_WARN: u8 = 2;
 const EV_RECLAIM: u8 = 3;
 /// A warm pool's refill is prepared (the index is the refill's, in `refills`).
 const EV_REFILLED: u8 = 4;
+/// The worker's watcher reads the registry again (while requests are held).
+const EV_WATCH: u8 = 5;
+
+/// How often the worker's watcher reads the registry: the queue worker's default
+/// `refresh_interval`.
+const REFRESH: Micros = 200_000;
 
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
@@ -190,17 +196,19 @@ struct Engine<'a> {
     /// Indices of instances not stopped, in launch order; `obs.instances` is parallel.
     active: Vec<usize>,
     obs: Observation,
-    queues: [VecDeque<Waiting>; 10],
-    waiting_by_priority: [u64; 10],
-    waiting: u64,
+    /// The queue worker's rules (`scale0_core::worker`), driven as the worker's shell
+    /// drives them.
+    worker: Machine<Waiting>,
+    /// Requests being served: the worker's job seq → instance index.
+    serving: HashMap<u64, usize>,
+    /// The registry (or the cap) changed since the worker last read it.
+    registry_changed: bool,
+    watch_pending: bool,
     in_flight: u64,
     ready_count: u32,
     booting_count: u32,
     ready_slots: u32,
     booting_slots: u32,
-    free_ready_slots: u64,
-    /// Free slots of warned instances (see [`State::Warned`]).
-    free_warned_slots: u64,
     events: BinaryHeap<Reverse<(Micros, u8, usize)>>,
     boot_rng: Rng,
     interruption_rng: Rng,
@@ -215,8 +223,8 @@ struct Engine<'a> {
     /// Refills of warm pools: (pool, launched); billed like a boot when they end.
     refills: Vec<(usize, Micros)>,
     warm_starts: Vec<u64>,
-    /// The last decision's cap, in instances (the worker sheds by it).
-    cap_instances: Option<u32>,
+    /// The last decision's cap (the worker sheds by it).
+    cap: Option<Cap>,
     /// Mean service time of recent completions (the worker's measurement).
     service_ring: VecDeque<Micros>,
     service_sum: i128,
@@ -235,7 +243,6 @@ struct Engine<'a> {
     last_busy: Vec<Micros>,
     /// Scenario metric delay plus the policy's own.
     delay: Micros,
-    dispatch_rule: Dispatch,
     last_activation: Option<Micros>,
     last_pressure: Option<Micros>,
     // Report.
@@ -298,16 +305,25 @@ impl<'a> Engine<'a> {
             instances: Vec::new(),
             active: Vec::new(),
             obs,
-            queues: Default::default(),
-            waiting_by_priority: [0; 10],
-            waiting: 0,
+            worker: Machine::new(
+                Rules {
+                    spec: spec.clone(),
+                    // No request is run by another job, and the policy's own
+                    // WorkerEvents wake it (see the module doc).
+                    parking: Duration::ZERO,
+                    activation_interval: Duration::ZERO,
+                    dispatch: policy.dispatch(),
+                },
+                crate::rng::stream(p.seed, Stream::Dispatch),
+            ),
+            serving: HashMap::new(),
+            registry_changed: true,
+            watch_pending: false,
             in_flight: 0,
             ready_count: 0,
             booting_count: 0,
             ready_slots: 0,
             booting_slots: 0,
-            free_ready_slots: 0,
-            free_warned_slots: 0,
             events: BinaryHeap::new(),
             boot_rng,
             interruption_rng: crate::rng::stream(p.seed, Stream::Interruption),
@@ -317,7 +333,7 @@ impl<'a> Engine<'a> {
             warm_micros: vec![0; spec.pools.len()],
             refills: Vec::new(),
             warm_starts: vec![0; spec.pools.len()],
-            cap_instances: None,
+            cap: None,
             service_ring: VecDeque::with_capacity(SERVICE_WINDOW),
             service_sum: 0,
             latency_ring: VecDeque::new(),
@@ -332,7 +348,6 @@ impl<'a> Engine<'a> {
             last_arrival: None,
             last_busy: Vec::new(),
             delay: p.metric_delay + policy.extra_metric_delay(),
-            dispatch_rule: policy.dispatch(),
             last_activation: None,
             last_pressure: None,
             requests: 0,
@@ -359,8 +374,13 @@ impl<'a> Engine<'a> {
         self.p.epoch + TimeDelta::microseconds(t)
     }
 
+    /// Requests the worker holds.
+    fn waiting(&self) -> u64 {
+        self.worker.held() as u64
+    }
+
     fn in_system(&self) -> u64 {
-        self.waiting + self.in_flight
+        self.waiting() + self.in_flight
     }
 
     /// Move the clock to `t`, accounting for the state that held since `now`.
@@ -407,7 +427,7 @@ impl<'a> Engine<'a> {
         }
         let s = Snapshot {
             t: self.now,
-            waiting: self.waiting,
+            waiting: self.waiting(),
             in_flight: self.in_flight,
             integral: self.integral,
         };
@@ -476,7 +496,7 @@ impl<'a> Engine<'a> {
                 deployment: self.spec.name.clone(),
                 pool: p.name.clone(),
                 state: InstanceState::Booting,
-                endpoint: None,
+                endpoint: Some(format!("sim://i-{idx}")),
                 launched_at: self.at(self.now),
                 ready_at: None,
                 draining_since: None,
@@ -487,6 +507,7 @@ impl<'a> Engine<'a> {
         });
         self.booting_count += 1;
         self.booting_slots += p.slots;
+        self.registry_changed = true;
         self.events.push(Reverse((inst.ready_at, EV_BOOT, idx)));
         let rate = self.p.interruptions.rate_per_instance_hour;
         if rate > 0.0 && p.capacity_type == CapacityType::Spot {
@@ -547,12 +568,11 @@ impl<'a> Engine<'a> {
             State::Ready => {
                 self.ready_count -= 1;
                 self.ready_slots -= inst.slots;
-                self.free_ready_slots -= u64::from(inst.slots - inst.in_flight);
             }
-            State::Warned => self.free_warned_slots -= u64::from(inst.slots - inst.in_flight),
-            State::Draining | State::Stopped => {}
+            State::Warned | State::Draining | State::Stopped => {}
         }
         inst.state = State::Stopped;
+        self.registry_changed = true;
         inst.stopped_at = Some(self.now);
         if inst.in_flight > 0 {
             // Terminated while serving: those requests are lost.
@@ -581,7 +601,7 @@ impl<'a> Engine<'a> {
                 inst.state = State::Draining;
                 self.ready_count -= 1;
                 self.ready_slots -= inst.slots;
-                self.free_ready_slots -= u64::from(inst.slots - inst.in_flight);
+                self.registry_changed = true;
                 let since = self.at(self.now);
                 let rec = &mut self.obs.instances[pos].record;
                 rec.state = InstanceState::Draining;
@@ -589,8 +609,10 @@ impl<'a> Engine<'a> {
             }
             State::Warned if inst.in_flight == 0 => self.stop(idx),
             State::Warned => {
+                // Its record says draining already; it takes no more requests.
                 inst.state = State::Draining;
-                self.free_warned_slots -= u64::from(inst.slots - inst.in_flight);
+                self.registry_changed = true;
+                self.obs.instances[pos].record.reclaim_at = None;
             }
             State::Draining | State::Stopped => {}
         }
@@ -646,9 +668,7 @@ impl<'a> Engine<'a> {
                 inst.state = State::Warned;
                 self.ready_count -= 1;
                 self.ready_slots -= inst.slots;
-                let free = u64::from(inst.slots - inst.in_flight);
-                self.free_ready_slots -= free;
-                self.free_warned_slots += free;
+                self.registry_changed = true;
                 let (since, reclaim) = (
                     self.at(self.now),
                     self.at(self.now + self.p.interruptions.notice),
@@ -734,7 +754,7 @@ impl<'a> Engine<'a> {
         self.booting_slots -= slots;
         self.ready_count += 1;
         self.ready_slots += slots;
-        self.free_ready_slots += u64::from(slots);
+        self.registry_changed = true;
         let ready_at = self.at(self.now);
         let rec = &mut self.obs.instances[pos].record;
         rec.state = InstanceState::Ready;
@@ -748,7 +768,6 @@ impl<'a> Engine<'a> {
         if boots.len() > BOOT_WINDOW {
             boots.remove(0);
         }
-        self.dispatch();
     }
 
     // ---- requests --------------------------------------------------------------------
@@ -763,66 +782,114 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Hand waiting requests to free slots.
-    fn dispatch(&mut self) {
-        let wall = self.at(self.now);
-        while self.waiting > 0 && self.free_ready_slots + self.free_warned_slots > 0 {
-            // Least outstanding (or, packing, most outstanding) among the instances that
-            // take requests (ready, or warned and still serving) with a free slot;
-            // oldest on ties.
-            let packing = self.dispatch_rule == Dispatch::Packing;
-            let mut best: Option<(u32, usize)> = None;
-            for (pos, &idx) in self.active.iter().enumerate() {
-                let inst = &self.instances[idx];
-                if matches!(inst.state, State::Ready | State::Warned)
-                    && self.obs.instances[pos].record.takes_requests(wall)
-                    && inst.in_flight < inst.slots
-                    && best.is_none_or(|(f, _)| {
-                        if packing {
-                            inst.in_flight > f
-                        } else {
-                            inst.in_flight < f
-                        }
-                    })
-                {
-                    best = Some((inst.in_flight, pos));
-                }
-            }
-            let Some((_, pos)) = best else { break };
-            let Some(req) = self.pop_waiting() else { break };
-            let idx = self.active[pos];
-            let inst = &mut self.instances[idx];
-            inst.in_flight += 1;
-            if inst.state == State::Warned {
-                self.free_warned_slots -= 1;
-            } else {
-                self.free_ready_slots -= 1;
-            }
-            self.in_flight += 1;
-            let wait = self.now - req.at;
-            if req.scored {
-                self.waits.push(wait);
-                if wait <= self.p.slo {
-                    self.within_slo += 1;
-                }
-                if wait > self.p.long_wait {
-                    self.waited_longer += 1;
-                }
-                if inst.ready_at > req.at {
-                    self.cold += 1;
-                }
-            }
-            if self.track_latency {
-                if self.latency_ring.len() == SERVICE_WINDOW {
-                    self.latency_ring.pop_front();
-                }
-                self.latency_ring.push_back(wait + req.service);
-            }
-            self.events
-                .push(Reverse((self.now + req.service, EV_DONE, idx)));
-            self.record_service(req.service);
+    /// The worker reads the registry: its snapshot, then what it decides.
+    fn watch(&mut self) {
+        self.registry_changed = false;
+        let snapshot = worker::Snapshot {
+            instances: self
+                .obs
+                .instances
+                .iter()
+                .map(|o| o.record.clone())
+                .collect(),
+            // One worker: its own leases are all there are.
+            in_flight: BTreeMap::new(),
+            cap: self.cap.clone(),
+            mean_service_time: Some(Duration::from_micros(self.mean_service() as u64)),
+            held_all_workers: None,
+        };
+        let now = self.at(self.now);
+        self.worker.snapshot(now, snapshot);
+        self.run_worker();
+    }
+
+    /// Read the registry again in one refresh interval while requests are held (the
+    /// worker re-checks their waits against their deadlines at each read).
+    fn schedule_watch(&mut self) {
+        if !self.watch_pending && self.worker.held() > 0 {
+            self.watch_pending = true;
+            self.events.push(Reverse((self.now + REFRESH, EV_WATCH, 0)));
         }
+    }
+
+    /// Let the worker expire, dispatch and shed at `now`, and carry out what it decides.
+    fn run_worker(&mut self) {
+        self.worker.advance(self.at(self.now));
+        loop {
+            let effects: Vec<Effect<Waiting>> = self.worker.effects().collect();
+            if effects.is_empty() {
+                break;
+            }
+            for effect in effects {
+                match effect {
+                    Effect::Dispatch { job, instance } => self.serve(job, &instance),
+                    Effect::Expire { job, .. } => {
+                        let scored = u64::from(job.payload.scored);
+                        self.expired += scored;
+                        self.waited_longer += scored;
+                        self.worker.finished(job.seq);
+                    }
+                    Effect::Shed { job, .. } => {
+                        self.shed += u64::from(job.payload.scored);
+                        self.worker.finished(job.seq);
+                    }
+                    // The policy's own WorkerEvents wake it, so baselines keep their
+                    // platforms' signals (see the module doc); requests have no
+                    // message_id to join on and the worker never drains here.
+                    Effect::Activate { .. }
+                    | Effect::Pressure { .. }
+                    | Effect::NewArrival
+                    | Effect::ClearFailures { .. }
+                    | Effect::Join { .. }
+                    | Effect::Requeue { .. }
+                    | Effect::Drained => {}
+                }
+            }
+        }
+        self.schedule_watch();
+        self.idle_since_check();
         self.note();
+    }
+
+    /// The worker sent `job` to `instance`: it starts service at once (the lease and
+    /// the POST take no simulated time).
+    fn serve(&mut self, job: worker::Job<Waiting>, instance: &str) {
+        let now = self.at(self.now);
+        let Some(idx) = parse_id(instance).filter(|&i| {
+            let inst = &self.instances[i];
+            matches!(inst.state, State::Ready | State::Warned) && inst.in_flight < inst.slots
+        }) else {
+            // The worker's view is a read behind: refused, as a full slot is.
+            self.worker.lease_refused(now, job, instance, false);
+            return;
+        };
+        let req = job.payload;
+        let inst = &mut self.instances[idx];
+        inst.in_flight += 1;
+        self.in_flight += 1;
+        let wait = self.now - req.at;
+        if req.scored {
+            self.waits.push(wait);
+            if wait <= self.p.slo {
+                self.within_slo += 1;
+            }
+            if wait > self.p.long_wait {
+                self.waited_longer += 1;
+            }
+            if inst.ready_at > req.at {
+                self.cold += 1;
+            }
+        }
+        if self.track_latency {
+            if self.latency_ring.len() == SERVICE_WINDOW {
+                self.latency_ring.pop_front();
+            }
+            self.latency_ring.push_back(wait + req.service);
+        }
+        self.serving.insert(job.seq, idx);
+        self.events
+            .push(Reverse((self.now + req.service, EV_DONE, job.seq as usize)));
+        self.record_service(req.service);
     }
 
     fn record_service(&mut self, service: Micros) {
@@ -835,64 +902,29 @@ impl<'a> Engine<'a> {
         self.service_sum += i128::from(service);
     }
 
-    fn pop_waiting(&mut self) -> Option<Waiting> {
-        for prio in (0..10).rev() {
-            if let Some(w) = self.queues[prio].pop_front() {
-                self.waiting -= 1;
-                self.waiting_by_priority[prio] -= 1;
-                return Some(w);
-            }
-        }
-        None
-    }
-
-    fn next_expiry(&self) -> Micros {
-        if self.waiting == 0 {
-            return Micros::MAX;
-        }
-        self.queues
-            .iter()
-            .filter_map(|q| q.front().map(|w| w.deadline))
-            .min()
-            .unwrap_or(Micros::MAX)
-    }
-
-    fn expire_due(&mut self) {
-        for q in 0..10 {
-            while let Some(w) = self.queues[q].front() {
-                if w.deadline > self.now {
-                    break;
-                }
-                let scored = self.queues[q].pop_front().is_some_and(|w| w.scored);
-                self.waiting -= 1;
-                self.waiting_by_priority[q] -= 1;
-                self.expired += u64::from(scored);
-                self.waited_longer += u64::from(scored);
-            }
-        }
-        self.idle_since_check();
-        self.note();
-    }
-
-    fn complete(&mut self, idx: usize) {
+    /// The worker's job `seq` is served (or was lost with its instance, counted then).
+    fn complete(&mut self, seq: u64) {
+        let Some(idx) = self.serving.remove(&seq) else {
+            return;
+        };
+        let id = format!("i-{idx}");
         let inst = &mut self.instances[idx];
-        if inst.state == State::Stopped || inst.in_flight == 0 {
-            return; // lost with its instance
+        let lost = inst.state == State::Stopped;
+        if !lost {
+            inst.in_flight -= 1;
+            if inst.in_flight == 0 {
+                inst.idle_from = self.now;
+            }
+            self.in_flight -= 1;
+            self.last_completion = Some(self.now);
+            if inst.state == State::Draining && inst.in_flight == 0 {
+                self.stop(idx);
+            }
         }
-        inst.in_flight -= 1;
-        if inst.in_flight == 0 {
-            inst.idle_from = self.now;
-        }
-        self.in_flight -= 1;
-        self.last_completion = Some(self.now);
-        match inst.state {
-            State::Ready => self.free_ready_slots += 1,
-            State::Warned => self.free_warned_slots += 1,
-            State::Draining if inst.in_flight == 0 => self.stop(idx),
-            _ => {}
-        }
-        self.dispatch();
-        self.idle_since_check();
+        let outcome = if lost { Outcome::Neutral } else { Outcome::Ok };
+        self.worker.released(&id, outcome);
+        self.worker.finished(seq);
+        self.run_worker();
     }
 
     /// Returns true when the arrival should wake the policy.
@@ -907,30 +939,31 @@ impl<'a> Engine<'a> {
             .entry(wall - wall.rem_euclid(ARRIVAL_BIN_SECS))
             .or_default() += 1;
         if self.collect_idle_times {
-            let it = if self.in_flight > 0 || self.waiting > 0 {
+            let it = if self.in_flight > 0 || self.waiting() > 0 {
                 0
             } else {
                 self.now - self.last_completion.unwrap_or(self.now)
             };
             self.idle_times.push(it.max(0));
         }
-        let prio = usize::from(r.priority.min(9));
         let capacity_slots = u64::from(self.ready_slots + self.booting_slots);
-        if self.admit(prio) {
-            self.queues[prio].push_back(Waiting {
-                at: self.now,
-                service: r.service,
-                deadline: self.now + self.p.deadline,
-                scored,
-            });
-            self.waiting += 1;
-            self.waiting_by_priority[prio] += 1;
-            self.dispatch();
-        } else {
-            self.shed += u64::from(scored);
-        }
-        self.idle_since_check();
-        self.note();
+        let (now, deadline) = (self.at(self.now), self.at(self.now + self.p.deadline));
+        self.worker.arrive(
+            now,
+            Arrival {
+                message_id: None,
+                priority: r.priority,
+                deadline,
+                redelivered: false,
+                epoch: 0,
+                payload: Waiting {
+                    at: self.now,
+                    service: r.service,
+                    scored,
+                },
+            },
+        );
+        self.run_worker();
         let now = self.now;
         let due = |last: Option<Micros>, interval: Micros| last.is_none_or(|t| now - t >= interval);
         let activation = events.activation.is_some_and(|interval| {
@@ -950,58 +983,12 @@ impl<'a> Engine<'a> {
         activation || pressure
     }
 
-    /// The worker's shedding rules (`core::admission`), applied as a request arrives:
-    /// a full hold sheds the lowest priority first (possibly a waiting request instead of
-    /// this one); then the request is shed if its estimated wait exceeds its deadline,
-    /// or if no capacity can come.
-    fn admit(&mut self, prio: usize) -> bool {
-        if self.waiting >= u64::from(self.spec.max_held_requests) {
-            match (0..prio).find(|&q| !self.queues[q].is_empty()) {
-                Some(q) => {
-                    let scored = self.queues[q].pop_back().is_some_and(|w| w.scored);
-                    self.waiting -= 1;
-                    self.waiting_by_priority[q] -= 1;
-                    self.shed += u64::from(scored);
-                }
-                None => return false,
-            }
-        }
-        // Requests before it: in flight on ready instances, and waiting at its priority
-        // or above.
-        let busy_ready = u64::from(self.ready_slots) - self.free_ready_slots;
-        let ahead = busy_ready + self.waiting_by_priority[prio..].iter().sum::<u64>();
-        if ahead < u64::from(self.ready_slots) {
-            return true; // a free slot now: no wait to estimate
-        }
-        let booting: Vec<admission::Booting> = self
-            .active
-            .iter()
-            .map(|&i| &self.instances[i])
-            .filter(|i| i.state == State::Booting)
-            .map(|i| admission::Booting {
-                slots: i.slots,
-                remaining: Duration::from_micros((i.ready_at - self.now).max(0) as u64),
-            })
-            .collect();
-        let capacity = admission::Capacity {
-            ready_slots: self.ready_slots,
-            booting,
-            projected: admission::projected_at_zero(&self.spec.pools, self.cap_instances),
-            share: 1.0,
-            service_time: Duration::from_micros(self.mean_service() as u64),
-            // Only whether to shed matters here, not when to retry.
-            capped_until: None,
-        };
-        let remaining = Duration::from_micros(self.p.deadline as u64);
-        admission::shed_for_wait(ahead, remaining, &capacity, None).is_none()
-    }
-
     // ---- control ---------------------------------------------------------------------
 
     fn observe(&mut self, delay: Micros) -> (u64, u64, f64, Micros) {
         let metric_t = self.now - delay;
         let (waiting, in_flight, integral) = if delay == 0 {
-            (self.waiting, self.in_flight, self.integral)
+            (self.waiting(), self.in_flight, self.integral)
         } else {
             self.delayed(metric_t)
         };
@@ -1100,7 +1087,10 @@ impl<'a> Engine<'a> {
                 self.launch(pool);
             }
         }
-        self.cap_instances = d.cap.as_ref().map(|c| c.max_instances);
+        if self.cap != d.cap {
+            self.cap = d.cap.clone();
+            self.registry_changed = true;
+        }
     }
 
     fn run(
@@ -1124,6 +1114,7 @@ impl<'a> Engine<'a> {
         let mut next_tick: Micros = 0;
         let mut pending_wake: Option<Micros> = None;
         let mut steps: u64 = 0;
+        self.watch();
         let horizon = self.p.horizon.max(1);
         loop {
             steps += 1;
@@ -1135,9 +1126,13 @@ impl<'a> Engine<'a> {
                 .events
                 .peek()
                 .map_or(Micros::MAX, |Reverse((t, _, _))| *t);
-            let t_expiry = self.next_expiry();
+            let t_expiry = self.worker.next_wakeup().map_or(Micros::MAX, |at| {
+                (at - self.p.epoch)
+                    .num_microseconds()
+                    .unwrap_or(Micros::MAX)
+            });
             let t_control = next_tick.min(pending_wake.unwrap_or(Micros::MAX));
-            let idle = t_arrival == Micros::MAX && self.waiting == 0 && self.in_flight == 0;
+            let idle = t_arrival == Micros::MAX && self.waiting() == 0 && self.in_flight == 0;
             let t_next = t_arrival.min(t_event).min(t_expiry).min(t_control);
             if t_next == Micros::MAX || (idle && t_next >= self.p.horizon) {
                 break;
@@ -1149,7 +1144,7 @@ impl<'a> Engine<'a> {
                 && t_next == next_tick
                 && pending_wake.is_none()
                 && self.active.is_empty()
-                && self.waiting == 0
+                && self.waiting() == 0
                 && self.in_flight == 0
                 && self.idle_since.is_some()
             {
@@ -1170,7 +1165,11 @@ impl<'a> Engine<'a> {
                 self.advance(t);
                 match kind {
                     EV_BOOT => self.boot_done(idx),
-                    EV_DONE => self.complete(idx),
+                    EV_DONE => self.complete(idx as u64),
+                    EV_WATCH => {
+                        self.watch_pending = false;
+                        self.watch();
+                    }
                     EV_REFILLED => self.refilled(idx),
                     EV_WARN => {
                         if self.warn(idx) && pending_wake.is_none() {
@@ -1181,7 +1180,7 @@ impl<'a> Engine<'a> {
                 }
             } else if t_expiry == t_next {
                 self.advance(t_expiry);
-                self.expire_due();
+                self.run_worker();
             } else if t_arrival == t_next {
                 let r = requests.next().expect("peeked");
                 self.advance(r.at);
@@ -1201,6 +1200,11 @@ impl<'a> Engine<'a> {
                     };
                 }
                 self.control(policy, delay);
+            }
+            // The watcher notices what changed in the registry (launches, boots,
+            // drains, stops, warnings) or the cap.
+            if self.registry_changed {
+                self.watch();
             }
         }
         self.advance(self.p.horizon.max(self.now));

@@ -88,16 +88,9 @@ impl WorkerEvents {
     };
 }
 
-/// How the platform in front of a policy's instances picks one for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dispatch {
-    /// The ready instance with the fewest requests in flight (scale0's worker, a
-    /// Kubernetes Service behind a least-request balancer, an ALB).
-    LeastOutstanding,
-    /// The busiest ready instance that still has a free slot, so the others go idle
-    /// and expire: how FaaS platforms place invocations on warm instances.
-    Packing,
-}
+/// How the platform in front of a policy's instances picks one for a request: the
+/// worker's own rule ([`scale0_core::worker::Dispatch`]), which the engine runs.
+pub use scale0_core::worker::Dispatch;
 
 /// A scaling policy the engine can drive.
 pub trait Autoscaler {

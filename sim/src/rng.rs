@@ -1,5 +1,5 @@
 //! The simulator's random streams: each use (thinning, placement within a bin, service
-//! times, priorities, boot times, Spot interruptions) draws from its own stream of the
+//! times, priorities, boot times, Spot interruptions, the worker's dispatch choices) draws from its own stream of the
 //! scenario seed ([`scale0_core::rng`], the project's one PRNG), so changing how one of
 //! them consumes numbers never shifts another.
 
@@ -17,6 +17,8 @@ pub enum Stream {
     Copies = 6,
     TickPhase = 7,
     Interruption = 8,
+    /// The worker's power-of-two choices.
+    Dispatch = 9,
 }
 
 /// The stream `stream` of the scenario seed `seed`.

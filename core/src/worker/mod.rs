@@ -41,8 +41,8 @@ use crate::config::Deployment;
 use crate::policy::Cap;
 use crate::rng::Rng;
 use held::{HeldQueue, Key};
-pub use view::Snapshot;
 use view::View;
+pub use view::{Dispatch, Snapshot};
 
 /// How long a worker waits after a lease refusal before asking that instance again:
 /// short, since other workers' leases turn over at the service rate.
@@ -58,6 +58,7 @@ pub struct Rules {
     pub parking: Duration,
     /// At most one activation signal per this interval from this worker.
     pub activation_interval: Duration,
+    pub dispatch: Dispatch,
 }
 
 /// A request on its way through the worker.
@@ -174,7 +175,8 @@ pub struct Machine<P> {
 }
 
 impl<P> Machine<P> {
-    pub fn new(rules: Rules, seed: u64) -> Self {
+    /// A machine with no requests and no instances; `rng` draws the dispatch choices.
+    pub fn new(rules: Rules, rng: Rng) -> Self {
         Machine {
             view: View::new(rules.spec.clone()),
             service_time: rules.spec.expected_service_time.0,
@@ -190,7 +192,7 @@ impl<P> Machine<P> {
             next_activation: None,
             draining: false,
             drained_told: false,
-            rng: Rng::new(seed),
+            rng,
             effects: Vec::new(),
         }
     }
@@ -471,6 +473,7 @@ impl<P> Machine<P> {
         for (_, job) in self.held.pop_expired(now) {
             self.expire(job, now);
         }
+        self.view.end_rests(now);
         self.dispatch(now);
         if self.draining
             && self.held.is_empty()
@@ -490,7 +493,10 @@ impl<P> Machine<P> {
 
     fn dispatch(&mut self, now: DateTime<Utc>) {
         while let Some((_, job)) = self.held.peek_next() {
-            let Some(instance) = self.view.pick(&job.avoid, now, &mut self.rng) else {
+            let Some(instance) =
+                self.view
+                    .pick(self.rules.dispatch, &job.avoid, now, &mut self.rng)
+            else {
                 return;
             };
             let Some((_, job)) = self.held.pop_next() else {

@@ -37,8 +37,9 @@ fn machine() -> M {
             spec,
             parking: Duration::from_secs(1),
             activation_interval: Duration::from_secs(5),
+            dispatch: Dispatch::LeastOutstanding,
         },
-        7,
+        Rng::new(7),
     )
 }
 
@@ -269,9 +270,11 @@ fn a_refused_lease_holds_the_job_and_rests_the_instance() {
     m.advance(at(0.1));
     assert!(dispatched(&effects(&mut m)).is_empty());
     assert_eq!(m.next_wakeup(), Some(at(0.15)));
-    // Still full by the snapshot's count until the next snapshot frees it.
+    // Still full by the snapshot's count until the next snapshot frees it, and
+    // nothing to wake for meanwhile.
     m.advance(at(0.15));
     assert!(dispatched(&effects(&mut m)).is_empty());
+    assert_eq!(m.next_wakeup(), Some(at(60.0)), "only the deadline");
     m.snapshot(at(0.2), snapshot(&[("i-1", InstanceState::Ready)]));
     m.advance(at(0.2));
     let job = take_job(effects(&mut m));

@@ -13,6 +13,18 @@ use crate::contract::{InstanceRecord, InstanceState};
 use crate::policy::Cap;
 use crate::rng::Rng;
 
+/// How a request is placed on one of the instances with a free slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Fewest requests in flight, by power of two choices (scale0's worker; Envoy's
+    /// least-request balancer, in front of a Kubernetes Service, does the same).
+    LeastOutstanding,
+    /// The busiest instance that still has a free slot (the earliest launched on a
+    /// tie), so the others go idle and expire: how FaaS platforms place invocations
+    /// on warm instances. The simulator runs per-instance keep-alive baselines so.
+    Packing,
+}
+
 /// What the watcher read from the registry, with probe results applied.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -125,6 +137,16 @@ impl View {
         self.instances = next;
     }
 
+    /// Instances rested after a refusal may be asked again once their rest is over
+    /// (without this, a past rest would stay the next wakeup until a snapshot).
+    pub fn end_rests(&mut self, now: DateTime<Utc>) {
+        for i in self.instances.values_mut() {
+            if i.busy_until.is_some_and(|t| t <= now) {
+                i.busy_until = None;
+            }
+        }
+    }
+
     /// Whether any instance is ready or on its way.
     pub fn any_capacity(&self) -> bool {
         self.instances
@@ -146,34 +168,51 @@ impl View {
             .any(|i| i.dispatchable(threshold, now))
     }
 
-    /// A ready instance with a free slot, by power of two choices on outstanding
-    /// requests (this worker's and the others' at the last snapshot), preferring
-    /// instances not in `avoid` (those the request failed on).
-    pub fn pick(&self, avoid: &[String], now: DateTime<Utc>, rng: &mut Rng) -> Option<String> {
+    /// A ready instance with a free slot, placed by `dispatch` on outstanding requests
+    /// (this worker's and the others' at the last snapshot), preferring instances not
+    /// in `avoid` (those the request failed on).
+    pub fn pick(
+        &self,
+        dispatch: Dispatch,
+        avoid: &[String],
+        now: DateTime<Utc>,
+        rng: &mut Rng,
+    ) -> Option<String> {
         let threshold = self.threshold();
-        let mut eligible: Vec<(&String, u32)> = self
+        let mut eligible: Vec<(&String, &Inst)> = self
             .instances
             .iter()
             .filter(|(_, i)| i.dispatchable(threshold, now))
-            .map(|(id, i)| (id, i.local + i.remote))
             .collect();
         if eligible.iter().any(|(id, _)| !avoid.contains(id)) {
             eligible.retain(|(id, _)| !avoid.contains(id));
         }
-        let chosen = match eligible.len() {
-            0 => return None,
-            1 => eligible[0].0,
-            n => {
+        let outstanding = |i: &Inst| i.local + i.remote;
+        let chosen = match (dispatch, eligible.len()) {
+            (_, 0) => return None,
+            (_, 1) => eligible[0].0,
+            (Dispatch::LeastOutstanding, n) => {
                 let a = rng.below(n as u64) as usize;
                 let mut b = rng.below(n as u64 - 1) as usize;
                 if b >= a {
                     b += 1;
                 }
-                if eligible[b].1 < eligible[a].1 {
+                if outstanding(eligible[b].1) < outstanding(eligible[a].1) {
                     eligible[b].0
                 } else {
                     eligible[a].0
                 }
+            }
+            (Dispatch::Packing, _) => {
+                eligible
+                    .iter()
+                    .max_by(|(_, x), (_, y)| {
+                        outstanding(x)
+                            .cmp(&outstanding(y))
+                            .then(y.record.launched_at.cmp(&x.record.launched_at))
+                    })
+                    .expect("not empty")
+                    .0
             }
         };
         Some(chosen.clone())

@@ -34,7 +34,8 @@ use chrono::{DateTime, Utc};
 use hyper::Uri;
 use scale0_core::config::Deployment;
 use scale0_core::contract::{InstanceRecord, ReplyStatus};
-use scale0_core::worker::{Effect, Machine, Rules};
+use scale0_core::rng::Rng;
+use scale0_core::worker::{Dispatch, Effect, Machine, Rules};
 pub use scale0_core::worker::{Outcome, Snapshot};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -210,11 +211,12 @@ impl Actor {
             spec: ctx.spec.clone(),
             parking: ctx.shared.settings.refresh_interval,
             activation_interval: ctx.shared.settings.activation_interval,
+            dispatch: Dispatch::LeastOutstanding,
         };
         Actor {
             ctx,
             inbox,
-            machine: Machine::new(rules, seed),
+            machine: Machine::new(rules, Rng::new(seed)),
             tasks: JoinSet::new(),
             deliveries: HashMap::new(),
             routes: HashMap::new(),
