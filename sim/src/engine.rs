@@ -5,24 +5,26 @@
 //! - **Instances** are launched by decisions, boot (billed from launch), turn ready, serve
 //!   up to their pool's `slots` requests at once, and stop when told, or when draining
 //!   and empty. A terminated instance loses the requests it was serving (`failed`).
-//! - **The worker** holds requests in priority order (FIFO within a priority) and hands
-//!   one to a ready instance whenever a slot frees: the one with the fewest requests in
-//!   flight (least-outstanding, as the queue worker dispatches; its power-of-two
-//!   sampling is approximated by the exact minimum), or, for policies of platforms that
-//!   pack ([`Dispatch::Packing`]: FaaS keep-alive), the busiest one with a free slot. A request that reaches its deadline while
-//!   waiting is answered `expired`. Admission uses the worker's own rules,
-//!   [`scale0_core::admission`], when a request arrives: at most `max_held_requests` wait, a
-//!   full hold shedding the lowest priority first; a request whose estimated wait (the
-//!   step-capacity model over ready and booting instances, at the measured mean service
-//!   time) exceeds its deadline, or for which no capacity can come (a cap), is shed at
-//!   once. (The worker may also re-check held requests later; here a request admitted
-//!   is held until served or expired.) Every policy runs behind the same worker, so
-//!   only the scaling differs.
+//! - **The worker** is the queue worker's own state machine, [`scale0_core::worker`],
+//!   driven as the worker's shell drives it: each arrival, completion and expiry is an
+//!   event at the simulated instant, and the machine decides holding (priority, then
+//!   age), admission and shedding (`max_held_requests`, the wait estimate against the
+//!   deadline, a cap), dispatch (power of two choices on outstanding requests; or, for
+//!   policies of platforms that pack ([`crate::policy::Dispatch::Packing`]: FaaS keep-alive), the
+//!   busiest instance with a free slot) and expiry. Its watcher reads the registry when
+//!   it changes (a launch, boot, drain, stop, warning, or a new cap) and every 200 ms
+//!   while requests are held (the real `refresh_interval`), re-checking held requests
+//!   against their deadlines as the worker does. A lease and a POST take no simulated
+//!   time; a dispatch to an instance the engine has stopped since the last read is
+//!   refused like a full slot. Every policy runs behind the same worker, so only the
+//!   scaling differs.
 //! - **Control events**: on an arrival the worker raises `activation` when no instance is
 //!   ready or booting, and `pressure` when demand exceeds the policy's threshold times
 //!   ready and booting slots, each at most once per its interval (the real worker's rate
 //!   limits: [`crate::policy::WorkerEvents`]); the policy decides `activation_latency` later,
-//!   and at most one such call is pending at a time.
+//!   and at most one such call is pending at a time. These come from the policy's
+//!   `WorkerEvents`, not from the worker machine's own activation and pressure effects,
+//!   so each baseline keeps its platform's signals (a FaaS platform sees every request).
 //! - **Decisions**: every policy decides once at time 0, then on its period from the
 //!   scenario's tick phase on.
 //! - **Warmup**: requests arriving before `warmup` run like any other but are not
@@ -63,9 +65,10 @@
 //!   where the policy's history stopped. Nothing of the future is visible.
 //!
 //! Events at the same instant run in a fixed order — boots, completions, interruption
-//! warnings, reclaims, expiries,
-//! arrivals, decisions — and ties by instance index, so a run is a pure function of its
-//! inputs: same scenario and seed, same numbers, bit for bit.
+//! warnings, reclaims, refills, registry reads, expiries, arrivals, decisions — and
+//! ties by index (the instance's, or the worker's job sequence for completions), and
+//! the worker's dispatch choices draw from their own seeded stream, so a run is a pure
+//! function of its inputs: same scenario and seed, same numbers, bit for bit.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};

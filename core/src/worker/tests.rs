@@ -31,13 +31,18 @@ type M = Machine<&'static str>;
 type Fx = Effect<&'static str>;
 
 fn machine() -> M {
-    let spec = Config::load(SPEC).unwrap().deployments.remove(0);
+    machine_with(Dispatch::LeastOutstanding, 1)
+}
+
+fn machine_with(dispatch: Dispatch, slots: u32) -> M {
+    let spec = SPEC.replace("slots = 1", &format!("slots = {slots}"));
+    let spec = Config::load(&spec).unwrap().deployments.remove(0);
     Machine::new(
         Rules {
             spec,
             parking: Duration::from_secs(1),
             activation_interval: Duration::from_secs(5),
-            dispatch: Dispatch::LeastOutstanding,
+            dispatch,
         },
         Rng::new(7),
     )
@@ -565,4 +570,30 @@ fn dispatch_is_seeded_so_a_timeline_replays() {
         dispatched(&effects(&mut m))
     };
     assert_eq!(run(), run());
+}
+
+#[test]
+fn packing_fills_the_busiest_instance_and_least_outstanding_spreads() {
+    let two = || {
+        let mut s = snapshot(&[("i-1", InstanceState::Ready), ("i-2", InstanceState::Ready)]);
+        // i-2 launched later: packing breaks ties toward the earliest launched.
+        s.instances[1].launched_at = t0() + TimeDelta::seconds(1);
+        s
+    };
+    let place = |dispatch| {
+        let mut m = machine_with(dispatch, 2);
+        m.snapshot(at(0.0), two());
+        let mut placed = Vec::new();
+        for name in ["a", "b"] {
+            m.arrive(at(0.0), req(name, 0, 60.0));
+            m.advance(at(0.0));
+            placed.extend(dispatched(&effects(&mut m)).into_iter().map(|(_, i)| i));
+        }
+        placed
+    };
+    // Packing: both on i-1 (the second goes where one is already in flight).
+    assert_eq!(place(Dispatch::Packing), ["i-1", "i-1"]);
+    // Least outstanding: the second goes to the idle instance.
+    let spread = place(Dispatch::LeastOutstanding);
+    assert_ne!(spread[0], spread[1]);
 }
