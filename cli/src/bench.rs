@@ -266,9 +266,10 @@ fn policies_section(
          the deployment's pools. *× SLO bound* is the column to compare a policy's cost with. Each baseline runs \
          at its documented defaults (the table rows) and over a sweep of its main knobs; its *frontier* is the set \
          of settings no other setting beats on both cost and SLO. scale0 is *dominated* when a frontier point is at \
-         most as costly and at least as good. Every policy runs behind the same simulated worker (deadlines, \
-         `core::admission` shedding); reactive policies dispatch least-outstanding, keep-alive policies pack \
-         requests onto the busiest warm instance as FaaS platforms do. scale0 runs its real `decide()` on the \
+         most as costly and at least as good. Every policy runs behind the queue worker's own state machine \
+         (`core::worker`: holding, deadlines, `core::admission` shedding at arrival and at each registry read); \
+         reactive policies dispatch by its power of two choices on outstanding requests, keep-alive policies \
+         pack requests onto the busiest warm instance as FaaS platforms do. scale0 runs its real `decide()` on the \
          scenario's control loop (a 60 s EventBridge tick at a phase drawn from the seed, plus the worker's \
          activation and pressure events, rate-limited to one per 5 s and 10 s), `scale0@5s` the same with a 5 s tick. Service times come from token \
          counts (Azure 2023: 0.2 ms per prompt token, 25 ms per generated token, an 8B model on one A10G) or, \

@@ -71,7 +71,7 @@
 //! function of its inputs: same scenario and seed, same numbers, bit for bit.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -144,6 +144,8 @@ enum State {
 
 #[derive(Debug, Clone)]
 struct Inst {
+    /// Its registry id, `i-<index>`.
+    id: String,
     pool: usize,
     state: State,
     launched: Micros,
@@ -202,8 +204,8 @@ struct Engine<'a> {
     /// The queue worker's rules (`scale0_core::worker`), driven as the worker's shell
     /// drives them.
     worker: Machine<Waiting>,
-    /// Requests being served: the worker's job seq → instance index.
-    serving: HashMap<u64, usize>,
+    /// The worker's effects being carried out (a buffer kept between calls).
+    effects: Vec<Effect<Waiting>>,
     /// The registry (or the cap) changed since the worker last read it.
     registry_changed: bool,
     watch_pending: bool,
@@ -212,7 +214,8 @@ struct Engine<'a> {
     booting_count: u32,
     ready_slots: u32,
     booting_slots: u32,
-    events: BinaryHeap<Reverse<(Micros, u8, usize)>>,
+    /// (time, kind, instance or refill index, the worker's job seq for a completion).
+    events: BinaryHeap<Reverse<(Micros, u8, usize, u64)>>,
     boot_rng: Rng,
     interruption_rng: Rng,
     /// Per pool: interruption warnings within the store's window, oldest first.
@@ -319,7 +322,7 @@ impl<'a> Engine<'a> {
                 },
                 crate::rng::stream(p.seed, Stream::Dispatch),
             ),
-            serving: HashMap::new(),
+            effects: Vec::new(),
             registry_changed: true,
             watch_pending: false,
             in_flight: 0,
@@ -483,6 +486,7 @@ impl<'a> Engine<'a> {
             self.draw_boot(p.boot_time.0)
         };
         let inst = Inst {
+            id: format!("i-{idx}"),
             pool,
             state: State::Booting,
             launched: self.now,
@@ -495,7 +499,7 @@ impl<'a> Engine<'a> {
         };
         self.obs.instances.push(ObservedInstance {
             record: InstanceRecord {
-                id: format!("i-{idx}"),
+                id: inst.id.clone(),
                 deployment: self.spec.name.clone(),
                 pool: p.name.clone(),
                 state: InstanceState::Booting,
@@ -511,13 +515,13 @@ impl<'a> Engine<'a> {
         self.booting_count += 1;
         self.booting_slots += p.slots;
         self.registry_changed = true;
-        self.events.push(Reverse((inst.ready_at, EV_BOOT, idx)));
+        self.events.push(Reverse((inst.ready_at, EV_BOOT, idx, 0)));
         let rate = self.p.interruptions.rate_per_instance_hour;
         if rate > 0.0 && p.capacity_type == CapacityType::Spot {
             let mean = 3600.0 * MICROS_PER_SEC as f64 / rate;
             let after = self.interruption_rng.exponential(mean).min(1e15) as Micros;
             self.events
-                .push(Reverse((self.now + after.max(1), EV_WARN, idx)));
+                .push(Reverse((self.now + after.max(1), EV_WARN, idx, 0)));
         }
         self.instances.push(inst);
         self.active.push(idx);
@@ -544,7 +548,8 @@ impl<'a> Engine<'a> {
         let boot = self.draw_boot(self.spec.pools[pool].boot_time.0);
         let i = self.refills.len();
         self.refills.push((pool, self.now));
-        self.events.push(Reverse((self.now + boot, EV_REFILLED, i)));
+        self.events
+            .push(Reverse((self.now + boot, EV_REFILLED, i, 0)));
     }
 
     fn refilled(&mut self, i: usize) {
@@ -651,7 +656,7 @@ impl<'a> Engine<'a> {
             self.on_warning(i);
             if self.instances[i].state != State::Stopped {
                 let at = self.now + self.p.interruptions.notice;
-                self.events.push(Reverse((at, EV_RECLAIM, i)));
+                self.events.push(Reverse((at, EV_RECLAIM, i, 0)));
             }
         }
         true
@@ -811,19 +816,22 @@ impl<'a> Engine<'a> {
     fn schedule_watch(&mut self) {
         if !self.watch_pending && self.worker.held() > 0 {
             self.watch_pending = true;
-            self.events.push(Reverse((self.now + REFRESH, EV_WATCH, 0)));
+            self.events
+                .push(Reverse((self.now + REFRESH, EV_WATCH, 0, 0)));
         }
     }
 
     /// Let the worker expire, dispatch and shed at `now`, and carry out what it decides.
     fn run_worker(&mut self) {
         self.worker.advance(self.at(self.now));
+        // One buffer for every call (this runs twice per request).
+        let mut effects = std::mem::take(&mut self.effects);
         loop {
-            let effects: Vec<Effect<Waiting>> = self.worker.effects().collect();
+            effects.extend(self.worker.effects());
             if effects.is_empty() {
                 break;
             }
-            for effect in effects {
+            for effect in effects.drain(..) {
                 match effect {
                     Effect::Dispatch { job, instance } => self.serve(job, &instance),
                     Effect::Expire { job, .. } => {
@@ -849,6 +857,7 @@ impl<'a> Engine<'a> {
                 }
             }
         }
+        self.effects = effects;
         self.schedule_watch();
         self.idle_since_check();
         self.note();
@@ -856,7 +865,7 @@ impl<'a> Engine<'a> {
 
     /// The worker sent `job` to `instance`: it starts service at once (the lease and
     /// the POST take no simulated time).
-    fn serve(&mut self, job: worker::Job<Waiting>, instance: &str) {
+    fn serve(&mut self, job: Box<worker::Job<Waiting>>, instance: &str) {
         let now = self.at(self.now);
         let Some(idx) = parse_id(instance).filter(|&i| {
             let inst = &self.instances[i];
@@ -889,9 +898,8 @@ impl<'a> Engine<'a> {
             }
             self.latency_ring.push_back(wait + req.service);
         }
-        self.serving.insert(job.seq, idx);
         self.events
-            .push(Reverse((self.now + req.service, EV_DONE, job.seq as usize)));
+            .push(Reverse((self.now + req.service, EV_DONE, idx, job.seq)));
         self.record_service(req.service);
     }
 
@@ -905,12 +913,8 @@ impl<'a> Engine<'a> {
         self.service_sum += i128::from(service);
     }
 
-    /// The worker's job `seq` is served (or was lost with its instance, counted then).
-    fn complete(&mut self, seq: u64) {
-        let Some(idx) = self.serving.remove(&seq) else {
-            return;
-        };
-        let id = format!("i-{idx}");
+    /// The worker's job `seq` is served on `idx` (or was lost with it, counted then).
+    fn complete(&mut self, idx: usize, seq: u64) {
         let inst = &mut self.instances[idx];
         let lost = inst.state == State::Stopped;
         if !lost {
@@ -925,7 +929,7 @@ impl<'a> Engine<'a> {
             }
         }
         let outcome = if lost { Outcome::Neutral } else { Outcome::Ok };
-        self.worker.released(&id, outcome);
+        self.worker.released(&self.instances[idx].id, outcome);
         self.worker.finished(seq);
         self.run_worker();
     }
@@ -1128,7 +1132,7 @@ impl<'a> Engine<'a> {
             let t_event = self
                 .events
                 .peek()
-                .map_or(Micros::MAX, |Reverse((t, _, _))| *t);
+                .map_or(Micros::MAX, |Reverse((t, _, _, _))| *t);
             let t_expiry = self.worker.next_wakeup().map_or(Micros::MAX, |at| {
                 (at - self.p.epoch)
                     .num_microseconds()
@@ -1164,11 +1168,11 @@ impl<'a> Engine<'a> {
                 }
             }
             if t_event == t_next {
-                let Reverse((t, kind, idx)) = self.events.pop().expect("peeked");
+                let Reverse((t, kind, idx, seq)) = self.events.pop().expect("peeked");
                 self.advance(t);
                 match kind {
                     EV_BOOT => self.boot_done(idx),
-                    EV_DONE => self.complete(idx as u64),
+                    EV_DONE => self.complete(idx, seq),
                     EV_WATCH => {
                         self.watch_pending = false;
                         self.watch();
@@ -1222,7 +1226,7 @@ impl<'a> Engine<'a> {
             self.billed[inst.pool] += i128::from(clip(self.p.horizon) - clip(inst.launched));
         }
         // Refills still booting at the end.
-        while let Some(Reverse((_, kind, i))) = self.events.pop() {
+        while let Some(Reverse((_, kind, i, _))) = self.events.pop() {
             if kind == EV_REFILLED {
                 let (pool, launched) = self.refills[i];
                 self.billed[pool] += i128::from(clip(self.p.horizon) - clip(launched));

@@ -25,6 +25,7 @@
 //! Time is wall-clock (`DateTime<Utc>`): deadlines come from producers as Unix
 //! milliseconds, and the simulator runs on its own clock.
 
+mod attempt;
 mod held;
 mod shedding;
 #[cfg(test)]
@@ -40,6 +41,7 @@ use crate::admission::ShedReason;
 use crate::config::Deployment;
 use crate::policy::Cap;
 use crate::rng::Rng;
+pub use attempt::{Attempted, retry};
 use held::{HeldQueue, Key};
 use view::View;
 pub use view::{Dispatch, Snapshot};
@@ -114,17 +116,17 @@ pub enum Outcome {
 #[derive(Debug)]
 pub enum Effect<P> {
     /// Take a slot lease on `instance` and send the job there.
-    Dispatch { job: Job<P>, instance: String },
+    Dispatch { job: Box<Job<P>>, instance: String },
     /// Answer `expired`: the deadline passed while it was held.
-    Expire { job: Job<P>, waited: Duration },
+    Expire { job: Box<Job<P>>, waited: Duration },
     /// Answer 429 with `retry-after` seconds.
     Shed {
-        job: Job<P>,
+        job: Box<Job<P>>,
         reason: ShedReason,
         retry_after: u64,
     },
     /// Give the job's deliveries back to the broker (nack with requeue).
-    Requeue { job: Job<P> },
+    Requeue { job: Box<Job<P>> },
     /// A copy of the request job `seq` holds or serves: its reply answers the copy
     /// too. If that reply is already on its way, the shell hands the copy back with
     /// [`Machine::arrive_as_new`].
@@ -154,7 +156,7 @@ struct Out {
 pub struct Machine<P> {
     rules: Rules,
     view: View,
-    held: HeldQueue<Job<P>>,
+    held: HeldQueue<Box<Job<P>>>,
     seq: u64,
     snapshot_seen: bool,
     cap: Option<Cap>,
@@ -165,7 +167,7 @@ pub struct Machine<P> {
     /// The job answering each `message_id` held or worked on.
     active: HashMap<String, Key>,
     /// Jobs waiting for another job's run of their request, until they look again.
-    parked: Vec<(DateTime<Utc>, Job<P>)>,
+    parked: Vec<(DateTime<Utc>, Box<Job<P>>)>,
     next_activation: Option<DateTime<Utc>>,
     draining: bool,
     drained_told: bool,
@@ -259,7 +261,7 @@ impl<P> Machine<P> {
     /// way already comes back here from [`Effect::Join`]).
     pub fn arrive_as_new(&mut self, now: DateTime<Utc>, arrival: Arrival<P>) {
         self.seq += 1;
-        let mut job = Job {
+        let mut job = Box::new(Job {
             seq: self.seq,
             message_id: arrival.message_id,
             priority: arrival.priority,
@@ -270,7 +272,7 @@ impl<P> Machine<P> {
             avoid: Vec::new(),
             epoch: arrival.epoch,
             payload: arrival.payload,
-        };
+        });
         if self.draining {
             job.cold_start = false;
             self.requeue(job);
@@ -329,7 +331,7 @@ impl<P> Machine<P> {
     pub fn lease_refused(
         &mut self,
         now: DateTime<Utc>,
-        mut job: Job<P>,
+        mut job: Box<Job<P>>,
         instance: &str,
         redis_error: bool,
     ) {
@@ -344,7 +346,7 @@ impl<P> Machine<P> {
             } else {
                 AFTER_REFUSAL
             };
-            i.busy_until = Some(now + delta(pause));
+            self.view.rest(instance, now + delta(pause));
         }
         self.hold(now, job);
     }
@@ -369,14 +371,14 @@ impl<P> Machine<P> {
     }
 
     /// The job comes back to be tried again (on another instance, if one is free).
-    pub fn retry(&mut self, now: DateTime<Utc>, mut job: Job<P>) {
+    pub fn retry(&mut self, now: DateTime<Utc>, mut job: Box<Job<P>>) {
         self.back(&mut job);
         self.hold(now, job);
     }
 
     /// Another job (of this or another worker) runs this request: look again after
     /// [`Rules::parking`], for its reply or for its claim to lapse.
-    pub fn park(&mut self, now: DateTime<Utc>, mut job: Job<P>) {
+    pub fn park(&mut self, now: DateTime<Utc>, mut job: Box<Job<P>>) {
         self.back(&mut job);
         if self.draining {
             self.requeue(job);
@@ -417,8 +419,8 @@ impl<P> Machine<P> {
 
     /// The connection of `epoch` is gone: the broker requeues its deliveries, so
     /// every held job with none newer is dropped (and returned).
-    pub fn connection_lost(&mut self, epoch: u64) -> Vec<Job<P>> {
-        let mut dropped: Vec<Job<P>> = self
+    pub fn connection_lost(&mut self, epoch: u64) -> Vec<Box<Job<P>>> {
+        let mut dropped: Vec<Box<Job<P>>> = self
             .held
             .drain_where(|j| j.epoch <= epoch)
             .into_iter()
@@ -439,7 +441,7 @@ impl<P> Machine<P> {
     /// once nothing is working. Returns how many were requeued.
     pub fn drain(&mut self) -> usize {
         self.draining = true;
-        let mut held: Vec<Job<P>> = std::iter::from_fn(|| self.held.pop_next())
+        let mut held: Vec<Box<Job<P>>> = std::iter::from_fn(|| self.held.pop_next())
             .map(|(_, job)| job)
             .collect();
         held.extend(std::mem::take(&mut self.parked).into_iter().map(|(_, j)| j));
@@ -511,7 +513,7 @@ impl<P> Machine<P> {
     }
 
     /// Put a job back (after a refused lease, a retry or parking), keeping its place.
-    fn hold(&mut self, now: DateTime<Utc>, job: Job<P>) {
+    fn hold(&mut self, now: DateTime<Utc>, job: Box<Job<P>>) {
         if self.draining && job.attempts == 0 {
             self.requeue(job);
             return;
@@ -532,18 +534,18 @@ impl<P> Machine<P> {
         }
     }
 
-    fn requeue(&mut self, job: Job<P>) {
+    fn requeue(&mut self, job: Box<Job<P>>) {
         self.forget(&job);
         self.effects.push(Effect::Requeue { job });
     }
 
-    fn expire(&mut self, job: Job<P>, now: DateTime<Utc>) {
+    fn expire(&mut self, job: Box<Job<P>>, now: DateTime<Utc>) {
         let waited = (now - job.arrived).to_std().unwrap_or_default();
         self.out(&job);
         self.effects.push(Effect::Expire { job, waited });
     }
 
-    fn shed(&mut self, job: Job<P>, reason: ShedReason, retry_after: u64) {
+    fn shed(&mut self, job: Box<Job<P>>, reason: ShedReason, retry_after: u64) {
         self.out(&job);
         self.effects.push(Effect::Shed {
             job,

@@ -118,7 +118,7 @@ fn shed(fx: &[Fx]) -> Vec<(&'static str, u64)> {
         .collect()
 }
 
-fn take_job(fx: Vec<Fx>) -> Job<&'static str> {
+fn take_job(fx: Vec<Fx>) -> Box<Job<&'static str>> {
     fx.into_iter()
         .find_map(|e| match e {
             Effect::Dispatch { job, .. } => Some(job),
@@ -596,4 +596,44 @@ fn packing_fills_the_busiest_instance_and_least_outstanding_spreads() {
     // Least outstanding: the second goes to the idle instance.
     let spread = place(Dispatch::LeastOutstanding);
     assert_ne!(spread[0], spread[1]);
+}
+
+#[test]
+fn an_attempt_is_retried_elsewhere_only_when_worth_it_and_in_time() {
+    let mut m = machine();
+    m.snapshot(at(0.0), snapshot(&[("i-1", InstanceState::Ready)]));
+    m.arrive(at(0.0), req("r", 0, 60.0));
+    m.advance(at(0.0));
+    let mut job = take_job(effects(&mut m));
+    job.attempts = 1;
+    let (max, early, late) = (3, at(1.0), at(61.0));
+    // A 5xx, a 429 or a broken connection: another instance, while time and
+    // attempts remain.
+    for a in [
+        Attempted::Status(503),
+        Attempted::Status(429),
+        Attempted::ConnectError,
+    ] {
+        assert!(retry(&job, a, max, early), "{a:?}");
+        assert!(!retry(&job, a, max, late), "{a:?} after the deadline");
+    }
+    // A timeout took the deadline; a 4xx and a success are answers.
+    for a in [
+        Attempted::Timeout,
+        Attempted::Status(400),
+        Attempted::Status(200),
+    ] {
+        assert!(!retry(&job, a, max, early), "{a:?}");
+    }
+    job.attempts = max;
+    assert!(
+        !retry(&job, Attempted::Status(503), max, early),
+        "attempts used up"
+    );
+    // Only failures of the instance count toward unhealthy_after_failures.
+    assert_eq!(Attempted::Status(503).outcome(), Outcome::Failure);
+    assert_eq!(Attempted::Timeout.outcome(), Outcome::Failure);
+    assert_eq!(Attempted::Status(429).outcome(), Outcome::Neutral);
+    assert_eq!(Attempted::Status(404).outcome(), Outcome::Neutral);
+    assert_eq!(Attempted::Status(200).outcome(), Outcome::Ok);
 }

@@ -75,6 +75,8 @@ impl Inst {
 pub(super) struct View {
     pub spec: Deployment,
     pub instances: BTreeMap<String, Inst>,
+    /// Some instance rests after a refusal (so [`View::end_rests`] has work).
+    resting: bool,
 }
 
 impl View {
@@ -82,6 +84,7 @@ impl View {
         View {
             spec,
             instances: BTreeMap::new(),
+            resting: false,
         }
     }
 
@@ -140,10 +143,24 @@ impl View {
     /// Instances rested after a refusal may be asked again once their rest is over
     /// (without this, a past rest would stay the next wakeup until a snapshot).
     pub fn end_rests(&mut self, now: DateTime<Utc>) {
+        if !self.resting {
+            return;
+        }
+        self.resting = false;
         for i in self.instances.values_mut() {
-            if i.busy_until.is_some_and(|t| t <= now) {
-                i.busy_until = None;
+            match i.busy_until {
+                Some(t) if t <= now => i.busy_until = None,
+                Some(_) => self.resting = true,
+                None => {}
             }
+        }
+    }
+
+    /// No dispatch to `instance` before `until` (a lease was refused).
+    pub fn rest(&mut self, instance: &str, until: DateTime<Utc>) {
+        if let Some(i) = self.instances.get_mut(instance) {
+            i.busy_until = Some(until);
+            self.resting = true;
         }
     }
 
@@ -179,39 +196,47 @@ impl View {
         rng: &mut Rng,
     ) -> Option<String> {
         let threshold = self.threshold();
-        let mut eligible: Vec<(&String, &Inst)> = self
-            .instances
-            .iter()
-            .filter(|(_, i)| i.dispatchable(threshold, now))
-            .collect();
-        if eligible.iter().any(|(id, _)| !avoid.contains(id)) {
-            eligible.retain(|(id, _)| !avoid.contains(id));
-        }
-        let outstanding = |i: &Inst| i.local + i.remote;
-        let chosen = match (dispatch, eligible.len()) {
-            (_, 0) => return None,
-            (_, 1) => eligible[0].0,
-            (Dispatch::LeastOutstanding, n) => {
-                let a = rng.below(n as u64) as usize;
-                let mut b = rng.below(n as u64 - 1) as usize;
-                if b >= a {
-                    b += 1;
-                }
-                if outstanding(eligible[b].1) < outstanding(eligible[a].1) {
-                    eligible[b].0
+        let free = |id: &String, i: &Inst| i.dispatchable(threshold, now) && !avoid.contains(id);
+        // Instances the request failed on only when no other is free.
+        let candidates = |avoiding: bool| {
+            self.instances.iter().filter(move |(id, i)| {
+                if avoiding {
+                    free(id, i)
                 } else {
-                    eligible[a].0
+                    i.dispatchable(threshold, now)
+                }
+            })
+        };
+        let avoiding = candidates(true).next().is_some();
+        let outstanding = |i: &Inst| i.local + i.remote;
+        let chosen = match dispatch {
+            Dispatch::LeastOutstanding => {
+                let n = candidates(avoiding).count();
+                match n {
+                    0 => return None,
+                    1 => candidates(avoiding).next()?.0,
+                    n => {
+                        let a = rng.below(n as u64) as usize;
+                        let mut b = rng.below(n as u64 - 1) as usize;
+                        if b >= a {
+                            b += 1;
+                        }
+                        let (ia, ib) = (candidates(avoiding).nth(a)?, candidates(avoiding).nth(b)?);
+                        if outstanding(ib.1) < outstanding(ia.1) {
+                            ib.0
+                        } else {
+                            ia.0
+                        }
+                    }
                 }
             }
-            (Dispatch::Packing, _) => {
-                eligible
-                    .iter()
+            Dispatch::Packing => {
+                candidates(avoiding)
                     .max_by(|(_, x), (_, y)| {
                         outstanding(x)
                             .cmp(&outstanding(y))
                             .then(y.record.launched_at.cmp(&x.record.launched_at))
-                    })
-                    .expect("not empty")
+                    })?
                     .0
             }
         };

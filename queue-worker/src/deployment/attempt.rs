@@ -9,6 +9,7 @@ use chrono::Utc;
 use hyper::Uri;
 use scale0_core::backoff::Backoff;
 use scale0_core::contract::{ControlEventKind, ReplyStatus};
+use scale0_core::worker::{self, Attempted};
 use scale0_state::idempotency::{Checked, Ending, Leased, Standing};
 use tokio::time::Instant;
 
@@ -27,7 +28,7 @@ pub(super) struct Target {
 }
 
 /// One dispatch: take a lease, POST, release, then retry elsewhere or answer.
-pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
+pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Box<Job>, target: Target) {
     let d = ctx.spec.name.as_str();
     let token = format!(
         "{}:{}:{}",
@@ -77,7 +78,7 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         }) => {
             ctx.metrics.attempts.inc("lease_refused");
             ctx.send(Msg::Busy {
-                job: Box::new(job),
+                job,
                 instance: target.id,
                 redis_error: false,
             });
@@ -90,7 +91,7 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
             // Redis answers again rather than leave the slot taken for lease_ttl.
             tokio::spawn(drop_lease(ctx.clone(), target.id.clone(), token));
             ctx.send(Msg::Busy {
-                job: Box::new(job),
+                job,
                 instance: target.id,
                 redis_error: true,
             });
@@ -145,15 +146,13 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         }
     };
     let service = started.elapsed();
-    let (outcome, label) = match &result {
-        Ok(a) if (200..300).contains(&a.status) => (Outcome::Ok, "ok"),
-        Ok(a) if a.status >= 500 => (Outcome::Failure, "http_5xx"),
-        Ok(a) if a.status == 429 => (Outcome::Neutral, "http_429"),
-        Ok(_) => (Outcome::Neutral, "http_4xx"),
-        Err(CallError::Timeout) => (Outcome::Failure, "timeout"),
-        Err(CallError::Connect(_)) => (Outcome::Failure, "connect_error"),
+    let attempted = match &result {
+        Ok(a) => Attempted::Status(a.status),
+        Err(CallError::Timeout) => Attempted::Timeout,
+        Err(CallError::Connect(_)) => Attempted::ConnectError,
     };
-    ctx.metrics.attempts.inc(label);
+    let outcome = attempted.outcome();
+    ctx.metrics.attempts.inc(attempted.label());
     let lease = Lease {
         instance: target.id.clone(),
         token,
@@ -185,13 +184,12 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
         });
     }
 
-    let retryable = match &result {
-        Ok(a) => a.status >= 500 || a.status == 429,
-        Err(CallError::Connect(_)) => true,
-        Err(CallError::Timeout) => false,
-    };
-    let time_left = job.deadline > Utc::now();
-    if retryable && time_left && job.attempts < ctx.shared.settings.max_attempts {
+    if worker::retry(
+        &job,
+        attempted,
+        ctx.shared.settings.max_attempts,
+        Utc::now(),
+    ) {
         job.avoid.push(target.id.clone());
         if let Ok(a) = &result {
             job.payload.last_answer = Some(a.reply(&target.id, &job));
@@ -203,7 +201,7 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
                 ctx2.send(Msg::Released(freed));
             }
         });
-        ctx.send(Msg::Retry(Box::new(job)));
+        ctx.send(Msg::Retry(job));
         return;
     }
 
@@ -244,7 +242,7 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Job, target: Target) {
 }
 
 /// A job whose request another job ran, answered, or runs now.
-async fn settle_elsewhere(ctx: Arc<Ctx>, job: Job, standing: Standing) {
+async fn settle_elsewhere(ctx: Arc<Ctx>, job: Box<Job>, standing: Standing) {
     match standing {
         Standing::Done { reply } => match Reply::decode(&reply) {
             Some(kept) => finish(ctx, job, kept, Source::Kept, None, None).await,
@@ -262,10 +260,10 @@ async fn settle_elsewhere(ctx: Arc<Ctx>, job: Job, standing: Standing) {
         }
         Standing::ClaimedElsewhere => {
             ctx.metrics.attempts.inc("claimed_elsewhere");
-            ctx.send(Msg::Park(Box::new(job)));
+            ctx.send(Msg::Park(job));
         }
         // Open again (its claim lapsed): take it from the top.
-        Standing::Open => ctx.send(Msg::Retry(Box::new(job))),
+        Standing::Open => ctx.send(Msg::Retry(job)),
     }
 }
 

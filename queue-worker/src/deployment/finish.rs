@@ -34,7 +34,7 @@ pub(super) enum Source {
 /// answered already and nothing was kept to answer a new one with.
 pub(super) async fn finish(
     ctx: Arc<Ctx>,
-    mut job: Job,
+    mut job: Box<Job>,
     reply: Reply,
     mut source: Source,
     sample: Option<Measured>,
@@ -62,7 +62,7 @@ pub(super) async fn finish(
                             if let Some(freed) = release(&ctx, lease, None).await {
                                 ctx.send(Msg::Released(freed));
                             }
-                            ctx.send(Msg::Park(Box::new(job)));
+                            ctx.send(Msg::Park(job));
                             return;
                         }
                     }
@@ -79,7 +79,7 @@ pub(super) async fn finish(
 
 pub(super) async fn settle(
     ctx: Arc<Ctx>,
-    job: Job,
+    job: Box<Job>,
     reply: Option<Reply>,
     source: Source,
     sample: Option<Measured>,

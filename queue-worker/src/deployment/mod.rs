@@ -273,12 +273,10 @@ impl Actor {
                 job,
                 instance,
                 redis_error,
-            } => self
-                .machine
-                .lease_refused(now, *job, &instance, redis_error),
+            } => self.machine.lease_refused(now, job, &instance, redis_error),
             Msg::Released(freed) => self.machine.released(&freed.instance, freed.outcome),
-            Msg::Retry(job) => self.machine.retry(now, *job),
-            Msg::Park(job) => self.machine.park(now, *job),
+            Msg::Retry(job) => self.machine.retry(now, job),
+            Msg::Park(job) => self.machine.park(now, job),
             Msg::Finished { seq, freed, sample } => {
                 if let Some(freed) = freed {
                     self.machine.released(&freed.instance, freed.outcome);
@@ -468,7 +466,7 @@ impl Actor {
     }
 
     /// Nack a job's live deliveries with requeue.
-    fn requeue(&mut self, job: Job) {
+    fn requeue(&mut self, job: Box<Job>) {
         let handles = std::mem::take(&mut lock(&job.payload.deliveries).handles);
         // Deliveries of a lost connection are requeued by the broker already.
         let Some(committer) = self.ctx.committer.borrow().clone() else {
@@ -489,7 +487,7 @@ impl Actor {
     }
 
     /// Answer a job that never ran.
-    fn finish_here(&mut self, job: Job, reply: Reply) {
+    fn finish_here(&mut self, job: Box<Job>, reply: Reply) {
         self.track(&job);
         self.tasks.spawn(finish::finish(
             self.ctx.clone(),
