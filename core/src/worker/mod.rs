@@ -233,8 +233,9 @@ impl<P> Machine<P> {
             .min()
     }
 
-    /// A delivery. A copy of a request held or worked on joins that job.
-    pub fn arrive(&mut self, now: DateTime<Utc>, arrival: Arrival<P>) {
+    /// A delivery. A copy of a request held or worked on joins that job. Returns the
+    /// seq of the job that answers it.
+    pub fn arrive(&mut self, now: DateTime<Utc>, arrival: Arrival<P>) -> u64 {
         if !self.draining
             && let Some(id) = &arrival.message_id
             && let Some(&key) = self.active.get(id)
@@ -252,17 +253,18 @@ impl<P> Machine<P> {
                 seq: key.seq(),
                 copy: arrival.payload,
             });
-            return;
+            return key.seq();
         }
-        self.arrive_as_new(now, arrival);
+        self.arrive_as_new(now, arrival)
     }
 
     /// A delivery that starts a job of its own (a copy whose job's reply was on its
-    /// way already comes back here from [`Effect::Join`]).
-    pub fn arrive_as_new(&mut self, now: DateTime<Utc>, arrival: Arrival<P>) {
+    /// way already comes back here from [`Effect::Join`]). Returns the new job's seq.
+    pub fn arrive_as_new(&mut self, now: DateTime<Utc>, arrival: Arrival<P>) -> u64 {
         self.seq += 1;
+        let seq = self.seq;
         let mut job = Box::new(Job {
-            seq: self.seq,
+            seq,
             message_id: arrival.message_id,
             priority: arrival.priority,
             arrived: now,
@@ -276,7 +278,7 @@ impl<P> Machine<P> {
         if self.draining {
             job.cold_start = false;
             self.requeue(job);
-            return;
+            return seq;
         }
         if !arrival.redelivered {
             self.effects.push(Effect::NewArrival);
@@ -287,7 +289,7 @@ impl<P> Machine<P> {
         let remaining = (job.deadline - now).to_std().unwrap_or_default();
         if remaining.is_zero() {
             self.expire(job, now);
-            return;
+            return seq;
         }
         // Activation: nothing ready or booting, so the scaler must hear of it now.
         if self.snapshot_seen && !self.view.any_capacity() {
@@ -300,12 +302,13 @@ impl<P> Machine<P> {
             if let Some(reason) = estimator.shed(ahead, remaining, self.cap_reason()) {
                 let retry = estimator.retry_after(self.backlog());
                 self.shed(job, reason, retry);
-                return;
+                return seq;
             }
         }
         let (key, deadline) = (job.key(), job.deadline);
         self.held.insert(key, deadline, job);
         self.enforce_limit(now);
+        seq
     }
 
     /// What the registry says now.

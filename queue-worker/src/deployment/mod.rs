@@ -263,7 +263,11 @@ impl Actor {
         match msg {
             Msg::Arrival(req, handle) => {
                 let payload = Payload::new(*req, *handle);
-                self.machine.arrive(now, payload.arrival());
+                let deliveries = payload.deliveries.clone();
+                let seq = self.machine.arrive(now, payload.arrival());
+                // A new job's deliveries, where later copies join (a joined copy's
+                // job is there already).
+                self.deliveries.entry(seq).or_insert(deliveries);
             }
             Msg::Snapshot(s) => {
                 let s = self.routable(*s);
@@ -384,7 +388,6 @@ impl Actor {
                     self.machine.lease_refused(now, job, &instance, false);
                     return;
                 };
-                self.track(&job);
                 let target = Target {
                     id: instance,
                     url,
@@ -428,7 +431,9 @@ impl Actor {
                     true
                 });
                 if !joined {
-                    self.machine.arrive_as_new(now, copy.arrival());
+                    let deliveries = copy.deliveries.clone();
+                    let seq = self.machine.arrive_as_new(now, copy.arrival());
+                    self.deliveries.insert(seq, deliveries);
                 }
             }
             Effect::Activate { held } => signal::activate(&self.ctx, held),
@@ -458,13 +463,6 @@ impl Actor {
         }
     }
 
-    /// Keep a job's deliveries where copies of its request can join them.
-    fn track(&mut self, job: &Job) {
-        self.deliveries
-            .entry(job.seq)
-            .or_insert_with(|| job.payload.deliveries.clone());
-    }
-
     /// Nack a job's live deliveries with requeue.
     fn requeue(&mut self, job: Box<Job>) {
         let handles = std::mem::take(&mut lock(&job.payload.deliveries).handles);
@@ -488,7 +486,6 @@ impl Actor {
 
     /// Answer a job that never ran.
     fn finish_here(&mut self, job: Box<Job>, reply: Reply) {
-        self.track(&job);
         self.tasks.spawn(finish::finish(
             self.ctx.clone(),
             job,
