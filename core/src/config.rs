@@ -290,6 +290,19 @@ pub struct Deployment {
     pub schedules: Vec<ScheduledAction>,
 }
 
+impl Deployment {
+    /// The pool called `name`, if it is configured.
+    pub fn pool(&self, name: &str) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.name == name)
+    }
+
+    /// Slots of an instance of pool `name`; an instance of a pool no longer configured
+    /// counts as one.
+    pub fn slots_of(&self, name: &str) -> u32 {
+        self.pool(name).map_or(1, |p| p.slots)
+    }
+}
+
 /// A group of identical instances (one EC2 Auto Scaling group, or local processes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -64,7 +64,7 @@ impl WorkerSettings {
             activation_interval: Duration::from_secs(5),
             pressure_interval: Duration::from_secs(10),
             max_attempts: 3,
-            refresh_interval: Duration::from_millis(200),
+            refresh_interval: scale0_core::worker::DEFAULT_REFRESH_INTERVAL,
             report_interval: Duration::from_secs(1),
             probe_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),

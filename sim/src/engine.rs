@@ -178,9 +178,8 @@ const EV_REFILLED: u8 = 4;
 /// The worker's watcher reads the registry again (while requests are held).
 const EV_WATCH: u8 = 5;
 
-/// How often the worker's watcher reads the registry: the queue worker's default
-/// `refresh_interval`.
-const REFRESH: Micros = 200_000;
+/// How often the worker's watcher reads the registry: the queue worker's default.
+const REFRESH: Micros = worker::DEFAULT_REFRESH_INTERVAL.as_micros() as Micros;
 
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {

@@ -46,6 +46,10 @@ use held::{HeldQueue, Key};
 use view::View;
 pub use view::{Dispatch, Snapshot};
 
+/// How often the worker's watcher reads the registry by default (its
+/// `refresh_interval`): the simulator's worker reads it as often.
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_millis(200);
+
 /// How long a worker waits after a lease refusal before asking that instance again:
 /// short, since other workers' leases turn over at the service rate.
 const AFTER_REFUSAL: Duration = Duration::from_millis(50);

@@ -92,14 +92,6 @@ impl View {
         self.spec.policy.unhealthy_after_failures
     }
 
-    fn slots_of(&self, pool: &str) -> u32 {
-        self.spec
-            .pools
-            .iter()
-            .find(|p| p.name == pool)
-            .map_or(1, |p| p.slots)
-    }
-
     /// Take a new snapshot's instances; this worker's own leases carry over, and an
     /// instance gone from the registry stays (as terminated) until they are released.
     pub fn update(&mut self, records: Vec<InstanceRecord>, in_flight: &BTreeMap<String, u32>) {
@@ -108,7 +100,7 @@ impl View {
             if record.state == InstanceState::Terminated {
                 continue;
             }
-            let slots = self.slots_of(&record.pool);
+            let slots = self.spec.slots_of(&record.pool);
             let total = in_flight.get(&record.id).copied().unwrap_or(0);
             let inst = match self.instances.remove(&record.id) {
                 Some(mut old) => {
@@ -261,9 +253,7 @@ impl View {
                 InstanceState::Requested | InstanceState::Booting => {
                     let boot = self
                         .spec
-                        .pools
-                        .iter()
-                        .find(|p| p.name == i.record.pool)
+                        .pool(&i.record.pool)
                         .map_or(Duration::ZERO, |p| p.boot_time.0);
                     let elapsed = (now - i.record.launched_at).to_std().unwrap_or_default();
                     booting.push(Booting {

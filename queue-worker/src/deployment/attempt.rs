@@ -158,7 +158,7 @@ pub(super) async fn attempt(ctx: Arc<Ctx>, mut job: Box<Job>, target: Target) {
         token,
         outcome,
     };
-    let threshold = ctx.threshold();
+    let threshold = ctx.spec.policy.unhealthy_after_failures;
     if outcome == Outcome::Failure {
         let reason = match &result {
             Ok(a) => format!("HTTP {}", a.status),

@@ -141,18 +141,6 @@ impl Ctx {
         }
     }
 
-    fn threshold(&self) -> u32 {
-        self.spec.policy.unhealthy_after_failures
-    }
-
-    fn slots_of(&self, pool: &str) -> u32 {
-        self.spec
-            .pools
-            .iter()
-            .find(|p| p.name == pool)
-            .map_or(1, |p| p.slots)
-    }
-
     /// Where requests to `record` go: its endpoint joined with the inference path.
     fn inference_url(&self, record: &InstanceRecord) -> Option<Uri> {
         let endpoint = record.endpoint.as_deref()?;
@@ -352,7 +340,7 @@ impl Actor {
                 _ => Route {
                     url: self.ctx.inference_url(record),
                     endpoint,
-                    slots: self.ctx.slots_of(&record.pool),
+                    slots: self.ctx.spec.slots_of(&record.pool),
                 },
             };
             if route.url.is_none() {
